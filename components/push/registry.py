@@ -1,0 +1,69 @@
+"""The versioned model registry: a directory tree on a local path, gs://, s3:// or a mounted PVC.
+
+    <registry>/<model_name>/versions/<version>/   saved_model/, model.onnx, transform_graph/,
+                                                  schema.pbtxt, stats.tfrecord, blessing.json,
+                                                  lineage.json
+    <registry>/<model_name>/CHAMPION.json         {"version": ..., "path": "versions/<version>", ...}
+
+A version directory is complete before CHAMPION.json names it, and CHAMPION.json is replaced in one
+atomic write, so readers see the old champion or the new one, never a half-written model.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from components.common import io as fio
+from components.common import names
+
+
+@dataclasses.dataclass(frozen=True)
+class Champion:
+    version: str
+    uri: str  # the version directory
+
+    @property
+    def saved_model_uri(self) -> str:
+        return fio.join(self.uri, names.SAVED_MODEL_DIR)
+
+    @property
+    def onnx_uri(self) -> str:
+        return fio.join(self.uri, names.ONNX_FILE)
+
+    @property
+    def transform_graph_uri(self) -> str:
+        return fio.join(self.uri, names.TRANSFORM_GRAPH)
+
+    @property
+    def schema_uri(self) -> str:
+        return fio.join(self.uri, names.SCHEMA_FILE)
+
+    @property
+    def train_stats_uri(self) -> str:
+        return fio.join(self.uri, names.STATS_FILE)
+
+    @property
+    def lineage_uri(self) -> str:
+        return fio.join(self.uri, names.LINEAGE_FILE)
+
+
+def model_root(registry_uri: str, model_name: str) -> str:
+    return fio.join(registry_uri, model_name)
+
+
+def champion_pointer_uri(registry_uri: str, model_name: str) -> str:
+    return fio.join(model_root(registry_uri, model_name), names.CHAMPION_FILE)
+
+
+def read_champion(registry_uri: str, model_name: str) -> Champion | None:
+    """The current champion, or None when nothing was pushed yet."""
+    if not registry_uri:
+        return None
+    pointer = champion_pointer_uri(registry_uri, model_name)
+    if not fio.exists(pointer):
+        return None
+    record = fio.read_json(pointer)
+    return Champion(
+        version=record["version"],
+        uri=fio.join(model_root(registry_uri, model_name), record["path"]),
+    )
