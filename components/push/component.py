@@ -1,0 +1,49 @@
+"""KFP interface of push; the work is in push.py."""
+
+from kfp import dsl
+from kfp.dsl import Artifact, Dataset, Input, Markdown, Model, Output
+
+from components.common.images import PIPELINE_IMAGE
+
+
+@dsl.component(base_image=PIPELINE_IMAGE, install_kfp_package=False)
+def push(
+    model: Input[Model],
+    transform_graph: Input[Artifact],
+    schema: Input[Artifact],
+    statistics: Input[Artifact],
+    blessing: Input[Artifact],
+    examples: Input[Dataset],
+    registry_uri: str,
+    model_name: str,
+    code_version: str,
+    pushed_model: Output[Model],
+    push_report: Output[Markdown],
+):
+    """Publish the model to the registry if and only if it is blessed (TFX Pusher semantics)."""
+    import dataclasses
+    import json
+    import os
+
+    from components.common.failures import failure_report
+    from components.push.push import push as run_push
+    from components.push.push import read_blessing, report_markdown
+
+    os.makedirs(pushed_model.path, exist_ok=True)
+    with failure_report(pushed_model.path):
+        result = run_push(
+            model_dir=model.path,
+            transform_graph_dir=transform_graph.path,
+            schema_dir=schema.path,
+            statistics_dir=statistics.path,
+            blessing_dir=blessing.path,
+            examples_dir=examples.path,
+            registry_uri=registry_uri,
+            model_name=model_name,
+            code=code_version,
+        )
+        with open(os.path.join(pushed_model.path, "push_result.json"), "w") as f:
+            json.dump(dataclasses.asdict(result), f, indent=2)
+        with open(push_report.path, "w") as f:
+            f.write(report_markdown(result, read_blessing(blessing.path)))
+    pushed_model.metadata.update({k: v for k, v in dataclasses.asdict(result).items() if v is not None})

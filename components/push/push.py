@@ -1,0 +1,250 @@
+"""Push: publish a blessed model to the versioned registry, with its lineage record.
+
+Publishing is two steps. First the version directory is written completely (locally into a staging
+directory that is renamed into place). Then CHAMPION.json is replaced in one atomic write. A failure
+in between leaves at worst an unreferenced version directory; the current champion never changes.
+A model that is not blessed is never written.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import logging
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import uuid
+from importlib import metadata as importlib_metadata
+
+from components.common import io as fio
+from components.common import names
+from components.push import registry
+
+log = logging.getLogger(__name__)
+
+# Packages whose versions define the environment a model was trained and evaluated in.
+LINEAGE_PACKAGES = (
+    "kfp-prod-components", "tensorflow", "tf-keras", "tensorflow-data-validation",
+    "tensorflow-transform", "tensorflow-model-analysis", "tfx-bsl", "apache-beam", "kfp",
+    "numpy", "pandas", "pyarrow", "protobuf", "tf2onnx", "onnx", "onnxruntime",
+)
+
+
+@dataclasses.dataclass
+class PushResult:
+    pushed: bool
+    reason: str
+    version: str | None = None
+    model_uri: str | None = None
+    lineage_uri: str | None = None
+    previous_champion: str | None = None
+
+
+def read_blessing(blessing_dir: str) -> dict:
+    path = fio.join(blessing_dir, names.BLESSING_FILE)
+    if not fio.exists(path):
+        raise FileNotFoundError(f"no blessing at {path}: was the model evaluated?")
+    return fio.read_json(path)
+
+
+def failed_gates(blessing: dict) -> list[dict]:
+    return [g for g in blessing.get("gates", []) if not g.get("passed")]
+
+
+def describe_gate(gate: dict) -> str:
+    value = gate.get("value")
+    figure = "n/a" if value is None else f"{value:.4f}"
+    return f"{gate['name']}: {figure} vs {gate.get('threshold')} ({gate.get('detail', '')})"
+
+
+def code_version(explicit: str = "") -> str:
+    """The commit the pipeline was built from: given by the caller, else read from git."""
+    if explicit:
+        return explicit
+    try:
+        here = os.path.dirname(os.path.abspath(__file__))
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain"], cwd=here, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        return commit + ("-dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def environment() -> dict:
+    packages = {}
+    for name in LINEAGE_PACKAGES:
+        try:
+            packages[name] = importlib_metadata.version(name)
+        except importlib_metadata.PackageNotFoundError:
+            continue
+    return {
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "packages": packages,
+    }
+
+
+def _optional_json(path: str) -> dict:
+    return fio.read_json(path) if fio.exists(path) else {}
+
+
+def build_lineage(
+    *,
+    version: str,
+    model_dir: str,
+    transform_graph_dir: str,
+    schema_dir: str,
+    statistics_dir: str,
+    examples_dir: str,
+    blessing: dict,
+    code: str,
+    previous_champion: str | None,
+) -> dict:
+    examples_metadata = _optional_json(fio.join(examples_dir, names.EXAMPLES_METADATA_FILE))
+    model_info = _optional_json(fio.join(model_dir, names.MODEL_INFO_FILE))
+    onnx_path = fio.join(model_dir, names.ONNX_FILE)
+    artifacts = {
+        "saved_model": fio.sha256_tree(fio.join(model_dir, names.SAVED_MODEL_DIR)),
+        "transform_graph": fio.sha256_tree(transform_graph_dir),
+    }
+    if fio.exists(onnx_path):
+        artifacts["onnx"] = fio.sha256_file(onnx_path)
+    return {
+        "model_version": version,
+        "created_at": dt.datetime.now(dt.timezone.utc).isoformat(),
+        "code_version": code,
+        "data": {
+            "source": examples_metadata.get("source"),
+            "eval_source": examples_metadata.get("eval_source"),
+            "sha256": examples_metadata.get("data_sha256"),
+            "row_counts": examples_metadata.get("row_counts"),
+            "label": examples_metadata.get("label"),
+            "label_meaning": examples_metadata.get("label_meaning"),
+        },
+        "schema_sha256": fio.sha256_file(fio.join(schema_dir, names.SCHEMA_FILE)),
+        "statistics_sha256": fio.sha256_tree(statistics_dir),
+        "parameters": {
+            "ingest": {k: examples_metadata.get(k) for k in ("key_column", "slices", "feature_columns")},
+            "train": model_info.get("parameters", {}),
+            "gates": {g["name"]: g.get("threshold") for g in blessing.get("gates", [])},
+        },
+        "training": {k: v for k, v in model_info.items() if k not in ("parameters", "history")},
+        "environment": environment(),
+        "artifacts_sha256": artifacts,
+        "metrics": blessing.get("metrics", {}),
+        "slices": blessing.get("slices", {}),
+        "gates": blessing.get("gates", []),
+        "previous_champion": previous_champion,
+    }
+
+
+def _stage_version(
+    staging: str, model_dir: str, transform_graph_dir: str, schema_dir: str, statistics_dir: str,
+    blessing_dir: str,
+) -> None:
+    fio.copy_tree(fio.join(model_dir, names.SAVED_MODEL_DIR), fio.join(staging, names.SAVED_MODEL_DIR))
+    for optional in (names.ONNX_FILE, names.MODEL_INFO_FILE):
+        if fio.exists(fio.join(model_dir, optional)):
+            fio.copy_tree(fio.join(model_dir, optional), fio.join(staging, optional))
+    fio.copy_tree(transform_graph_dir, fio.join(staging, names.TRANSFORM_GRAPH))
+    fio.copy_tree(fio.join(schema_dir, names.SCHEMA_FILE), fio.join(staging, names.SCHEMA_FILE))
+    train_stats = fio.join(statistics_dir, names.TRAIN, names.STATS_FILE)
+    fio.copy_tree(train_stats, fio.join(staging, names.STATS_FILE))
+    fio.copy_tree(fio.join(blessing_dir, names.BLESSING_FILE), fio.join(staging, names.BLESSING_FILE))
+
+
+def push(
+    *,
+    model_dir: str,
+    transform_graph_dir: str,
+    schema_dir: str,
+    statistics_dir: str,
+    blessing_dir: str,
+    examples_dir: str,
+    registry_uri: str,
+    model_name: str,
+    code: str = "",
+    now: dt.datetime | None = None,
+) -> PushResult:
+    blessing = read_blessing(blessing_dir)
+    if not blessing.get("blessed"):
+        failed = failed_gates(blessing)
+        reason = "not blessed: " + ("; ".join(describe_gate(g) for g in failed) or "no gate passed")
+        log.warning("%s; nothing pushed", reason)
+        return PushResult(pushed=False, reason=reason)
+
+    champion = registry.read_champion(registry_uri, model_name)
+    model_hash = fio.sha256_tree(fio.join(model_dir, names.SAVED_MODEL_DIR))
+    if champion is not None:
+        champion_lineage = _optional_json(champion.lineage_uri)
+        if champion_lineage.get("artifacts_sha256", {}).get("saved_model") == model_hash:
+            return PushResult(
+                pushed=False, reason=f"this model is already the champion ({champion.version})",
+                version=champion.version, model_uri=champion.uri,
+                lineage_uri=champion.lineage_uri, previous_champion=champion.version,
+            )
+
+    stamp = (now or dt.datetime.now(dt.timezone.utc)).strftime("%Y%m%dT%H%M%SZ")
+    version = f"v{stamp}-{model_hash[:8]}"
+    root = registry.model_root(registry_uri, model_name)
+    versions_dir = fio.join(root, names.REGISTRY_VERSIONS_DIR)
+    final = fio.join(versions_dir, version)
+    if fio.exists(final):
+        raise FileExistsError(f"{final} already exists; refusing to overwrite a published version")
+    lineage = build_lineage(
+        version=version, model_dir=model_dir, transform_graph_dir=transform_graph_dir,
+        schema_dir=schema_dir, statistics_dir=statistics_dir, examples_dir=examples_dir,
+        blessing=blessing, code=code_version(code),
+        previous_champion=champion.version if champion else None,
+    )
+
+    # Local filesystems rename a directory atomically; object stores cannot, but there the version
+    # directory is invisible to readers until CHAMPION.json names it.
+    staging = fio.join(versions_dir, f".staging-{uuid.uuid4().hex[:8]}") if fio.is_local(final) else final
+    try:
+        _stage_version(staging, model_dir, transform_graph_dir, schema_dir, statistics_dir, blessing_dir)
+        fio.write_json_atomic(fio.join(staging, names.LINEAGE_FILE), lineage)
+        if staging != final:
+            os.rename(staging, final)
+    except BaseException:
+        if fio.is_local(staging) and os.path.exists(staging):
+            shutil.rmtree(staging, ignore_errors=True)
+        raise
+    fio.write_json_atomic(
+        registry.champion_pointer_uri(registry_uri, model_name),
+        {
+            "version": version,
+            "path": f"{names.REGISTRY_VERSIONS_DIR}/{version}",
+            "pushed_at": lineage["created_at"],
+            "previous": champion.version if champion else None,
+        },
+    )
+    log.info("pushed %s to %s", version, final)
+    return PushResult(
+        pushed=True, reason="blessed: all gates passed", version=version, model_uri=final,
+        lineage_uri=fio.join(final, names.LINEAGE_FILE),
+        previous_champion=champion.version if champion else None,
+    )
+
+
+def report_markdown(result: PushResult, blessing: dict) -> str:
+    lines = [f"## Push: {'published ' + result.version if result.pushed else 'nothing published'}", ""]
+    lines.append(f"**Why:** {result.reason}")
+    lines += ["", "| gate | passed | value | threshold | detail |", "|---|---|---|---|---|"]
+    for gate in blessing.get("gates", []):
+        value = gate.get("value")
+        lines.append(
+            f"| {gate['name']} | {'yes' if gate.get('passed') else 'NO'} | "
+            f"{'n/a' if value is None else f'{value:.4f}'} | {gate.get('threshold')} | {gate.get('detail', '')} |"
+        )
+    if result.pushed:
+        lines += ["", f"Model: `{result.model_uri}`", f"Lineage: `{result.lineage_uri}`",
+                  f"Previous champion: {result.previous_champion or 'none'}"]
+    return "\n".join(lines) + "\n"

