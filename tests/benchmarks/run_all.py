@@ -1,0 +1,70 @@
+"""`make bench`: every benchmark of the training pipeline, figures into OUT/summary.json.
+
+- the local pipeline on the default dataset (AER/HMDA): wall time and seconds per component;
+- TFDV statistics throughput on nycflights13/flights against pandas describe() (bench_tfdv_stats.py);
+- TFMA with 3 slicing specs on 20k rows: DirectRunner defaults against our settings (bench_tfma.py).
+Each comparison is a ratio of two runs on the same machine in the same session.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+
+
+def _run(command: list[str], log_path: Path) -> float:
+    print("$", " ".join(command), flush=True)
+    started = time.perf_counter()
+    with open(log_path, "w") as log:
+        completed = subprocess.run(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    seconds = time.perf_counter() - started
+    if completed.returncode != 0:
+        raise SystemExit(f"{command[1:3]} failed (exit {completed.returncode}); see {log_path}")
+    return seconds
+
+
+def bench_pipeline(out: Path) -> dict:
+    run_out = out / "pipeline_run"
+    seconds = _run([sys.executable, "-m", "pipelines.run_local", "--out", str(run_out)], out / "pipeline_run.log")
+    summary = json.loads((run_out / "run_summary.json").read_text())
+    return {
+        "dataset": summary["data"],
+        "status": summary["status"],
+        "wall_seconds_including_interpreter_start": round(seconds, 2),
+        "pipeline_seconds": summary.get("wall_seconds"),
+        "seconds_per_component": summary.get("timings_s"),
+        "auc": summary.get("metrics", {}).get("auc"),
+    }
+
+
+def bench_script(name: str, out: Path) -> dict:
+    result_path = out / f"{name}.json"
+    _run([sys.executable, str(HERE / f"{name}.py"), "--out", str(result_path)], out / f"{name}.log")
+    return json.loads(result_path.read_text())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--out", type=Path, default=ROOT / "out" / "bench")
+    parser.add_argument("--only", choices=["pipeline", "bench_tfdv_stats", "bench_tfma"], action="append")
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    wanted = args.only or ["pipeline", "bench_tfdv_stats", "bench_tfma"]
+    results = {"machine": {"cpus": os.cpu_count()}}
+    for name in wanted:
+        results[name] = bench_pipeline(args.out) if name == "pipeline" else bench_script(name, args.out)
+        print(json.dumps({name: results[name]}, indent=2), flush=True)
+    (args.out / "summary.json").write_text(json.dumps(results, indent=2) + "\n")
+    print(f"wrote {args.out / 'summary.json'}")
+
+
+if __name__ == "__main__":
+    main()

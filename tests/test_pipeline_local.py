@@ -1,0 +1,88 @@
+"""The whole pipeline on this machine with kfp.local: real data, real TFDV/TFT/Keras/TFMA, real registry."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pandas as pd
+import pytest
+
+from components.common import names
+from components.common.config import PipelineConfig
+from components.push import registry
+from pipelines import run_local
+
+pytestmark = pytest.mark.e2e
+
+FAST = {"epochs": 8, "beam_args": ["--direct_num_workers=1", "--direct_running_mode=in_memory"]}
+
+
+def _config(data, out, **kwargs) -> PipelineConfig:
+    return PipelineConfig(data_uri=str(data), registry_uri=os.path.join(out, "registry"), **(FAST | kwargs))
+
+
+@pytest.fixture(scope="module")
+def first_run(hmda_csv, tmp_path_factory):
+    out = str(tmp_path_factory.mktemp("run"))
+    return out, run_local.run(_config(hmda_csv, out), out)
+
+
+def test_pipeline_produces_a_judged_model_with_summary(first_run):
+    out, summary = first_run
+    assert summary["status"] in (names.STATUS_BLESSED, names.STATUS_NOT_BLESSED), summary.get("error")
+    on_disk = json.load(open(os.path.join(out, "run_summary.json")))
+    assert on_disk["status"] == summary["status"]
+    assert 0.5 < summary["metrics"]["auc"] <= 1.0
+    assert set(summary["slices"]["afam"]) == {"yes", "no"}
+    assert {g["name"] for g in summary["gates"]} == {"metric_floor", "no_regression", "fairness"}
+    assert set(summary["timings_s"]) == set(run_local.TASK_ORDER)
+    if summary["status"] == names.STATUS_BLESSED:
+        champion = registry.read_champion(os.path.join(out, "registry"), "model")
+        assert summary["model_uri"] == champion.uri
+        lineage = json.load(open(summary["lineage"]))
+        assert lineage["model_version"] == champion.version and lineage["metrics"]["auc"] == summary["metrics"]["auc"]
+    else:
+        assert summary["model_uri"] is None and not os.path.exists(os.path.join(out, "registry"))
+
+
+def test_second_run_is_judged_against_the_champion(first_run, hmda_csv):
+    out, first = first_run
+    if first["status"] != names.STATUS_BLESSED:
+        pytest.skip("the first run pushed no champion")
+    champion = registry.read_champion(os.path.join(out, "registry"), "model").version
+    second = run_local.run(_config(hmda_csv, out, seed=7), out)
+    assert second["baseline_version"] == champion
+    regression = next(g for g in second["gates"] if g["name"] == "no_regression")
+    assert "no champion" not in regression["detail"]
+
+
+@pytest.mark.parametrize(
+    "mutate, message",
+    [
+        (lambda d: d.drop(columns=["deny"]), "missing label 'deny'"),
+        (lambda d: d.assign(chist=d["chist"].astype(object).where(d.index % 40 != 0, "seven")), "column 'chist'"),
+        (lambda d: d.assign(deny="no"), "single class"),
+        (lambda d: d.iloc[0:0], "no data rows"),
+    ],
+    ids=["missing-column", "wrong-type", "single-class", "empty"],
+)
+def test_bad_input_fails_validation_and_pushes_nothing(hmda_csv, tmp_path, mutate, message):
+    bad = tmp_path / "bad.csv"
+    mutate(pd.read_csv(hmda_csv)).to_csv(bad, index=False)
+    summary = run_local.run(_config(bad, str(tmp_path)), str(tmp_path))
+    assert summary["status"] == names.STATUS_FAILED_VALIDATION
+    assert summary["failed_task"] == names.INGEST_TASK and message in summary["error"]
+    assert summary["model_uri"] is None and not os.path.exists(tmp_path / "registry")
+
+
+def test_drifted_eval_file_fails_validation_naming_the_feature(hmda_csv, tmp_path):
+    frame = pd.read_csv(hmda_csv)
+    train_csv, eval_csv = tmp_path / "train.csv", tmp_path / "eval.csv"
+    frame.iloc[:600].to_csv(train_csv, index=False)
+    frame.iloc[600:].assign(lvrat=lambda d: d["lvrat"] * 3 + 2).to_csv(eval_csv, index=False)
+    summary = run_local.run(_config(train_csv, str(tmp_path), eval_data_uri=str(eval_csv)), str(tmp_path))
+    assert summary["status"] == names.STATUS_FAILED_VALIDATION and summary["failed_task"] == names.VALIDATE_TASK
+    assert "lvrat" in summary["error"]
+    assert any(a["feature"] == "lvrat" for a in summary["validation"]["anomalies"])
+    assert not os.path.exists(tmp_path / "registry")
