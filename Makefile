@@ -25,6 +25,8 @@ CONFIG ?=
 OUT ?= out/run
 PYTEST_ARGS ?=
 
+include serving/serving.mk
+
 .PHONY: help setup lock run compile test test-all bench clean
 
 help:

@@ -128,7 +128,7 @@ def run_transform(
     import tensorflow_transform as tft
     import tensorflow_transform.beam as tft_beam
     from apache_beam.io.filesystem import CompressionTypes
-    from apache_beam.options.pipeline_options import PipelineOptions
+    from apache_beam.options.pipeline_options import GoogleCloudOptions, PipelineOptions
     from tensorflow_transform.tf_metadata import schema_utils
     from tfx_bsl.public import tfxio
 
@@ -141,11 +141,14 @@ def run_transform(
         if not fio.exists(split_path(examples_dir, split)):
             raise PipelineInputError(f"{examples_dir}: no {split} split ({split_path(examples_dir, split)})")
 
-    temp_dir = temp_dir or tempfile.mkdtemp(prefix="tft-")
+    options = PipelineOptions(list(beam_args or []))
+    # tf.Transform's scratch space: given, else the runner's --temp_location (shared storage that
+    # Dataflow workers can reach), else a local temporary directory (DirectRunner).
+    temp_dir = temp_dir or options.view_as(GoogleCloudOptions).temp_location or tempfile.mkdtemp(prefix="tft-")
     fio.makedirs(transform_graph_dir)
     preprocessing_fn = make_preprocessing_fn(feature_types, label)
 
-    pipeline = beam.Pipeline(options=PipelineOptions(list(beam_args or [])))
+    pipeline = beam.Pipeline(options=options)
     with tft_beam.Context(temp_dir=temp_dir):
         sources = {}
         for split in names.SPLITS:

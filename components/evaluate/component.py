@@ -1,0 +1,75 @@
+"""KFP interface of evaluate; the work is in evaluate.py."""
+
+from kfp import dsl
+from kfp.dsl import Artifact, ClassificationMetrics, Dataset, Input, Markdown, Metrics, Model, Output
+
+from components.common.images import PIPELINE_IMAGE
+
+
+@dsl.component(base_image=PIPELINE_IMAGE, install_kfp_package=False)
+def evaluate(
+    examples: Input[Dataset],
+    model: Input[Model],
+    label: str,
+    slices: list,
+    registry_uri: str,
+    model_name: str,
+    auc_floor: float,
+    max_auc_regression: float,
+    fairness_metric: str,
+    fairness_max_gap: float,
+    decision_threshold: float,
+    min_slice_examples: int,
+    beam_args: list,
+    evaluation: Output[Artifact],
+    blessing: Output[Artifact],
+    eval_metrics: Output[Metrics],
+    fairness_report: Output[Markdown],
+    classification_metrics: Output[ClassificationMetrics],
+):
+    """TFMA on the eval split vs the registry's champion → metric, regression and fairness gates."""
+    import os
+    import shutil
+
+    from components.evaluate.evaluate import FAIRNESS_REPORT_FILE, classification_curve
+    from components.evaluate.evaluate import evaluate as run_evaluate
+    from components.push.registry import read_champion
+
+    champion = read_champion(registry_uri, model_name)
+    os.makedirs(blessing.path, exist_ok=True)
+    result = run_evaluate(
+        examples_dir=examples.path,
+        model_dir=model.path,
+        evaluation_dir=evaluation.path,
+        blessing_dir=blessing.path,
+        label=label,
+        slices=list(slices),
+        baseline_model_dir=champion.saved_model_uri if champion else "",
+        baseline_version=champion.version if champion else "",
+        auc_floor=auc_floor,
+        max_auc_regression=max_auc_regression,
+        fairness_metric=fairness_metric,
+        fairness_max_gap=fairness_max_gap,
+        decision_threshold=decision_threshold,
+        min_slice_examples=min_slice_examples,
+        beam_args=list(beam_args),
+    )
+    for name, value in result.to_dict()["metrics"].items():
+        if value is not None:
+            eval_metrics.log_metric(name, value)
+    blessing.metadata.update(
+        {
+            "blessed": result.blessed,
+            "baseline_version": result.baseline_version or "",
+            "gates": [g.to_dict() for g in result.gates],
+        }
+    )
+    for gate in result.gates:
+        blessing.metadata[f"gate_{gate.name}"] = gate.passed
+    shutil.copyfile(os.path.join(blessing.path, FAIRNESS_REPORT_FILE), fairness_report.path)
+
+    curve = classification_curve(evaluation.path, decision_threshold)
+    if curve["roc"]:
+        fpr, tpr, thresholds = zip(*curve["roc"])
+        classification_metrics.log_roc_curve(list(fpr), list(tpr), list(thresholds))
+    classification_metrics.log_confusion_matrix(["0", "1"], curve["confusion_matrix"])

@@ -1,0 +1,59 @@
+"""KFP interface of train; the work is in train.py."""
+
+from kfp import dsl
+from kfp.dsl import Artifact, Dataset, Input, Metrics, Model, Output
+
+from components.common.images import TRAIN_IMAGE
+
+
+@dsl.component(base_image=TRAIN_IMAGE, install_kfp_package=False)
+def train(
+    transformed_examples: Input[Dataset],
+    transform_graph: Input[Artifact],
+    examples: Input[Dataset],
+    epochs: int,
+    batch_size: int,
+    learning_rate: float,
+    hidden_units: list,
+    accelerator_type: str,
+    accelerator_count: int,
+    tpu_address: str,
+    multi_worker: bool,
+    seed: int,
+    model: Output[Model],
+    training_metrics: Output[Metrics],
+):
+    """Keras classifier on the transformed features → SavedModel (with transform) + ONNX."""
+    import os
+
+    os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # tf.Transform / tf-keras need Keras 2
+
+    from components.train.train import train as run_train
+
+    info = run_train(
+        transformed_examples_dir=transformed_examples.path,
+        transform_graph_dir=transform_graph.path,
+        examples_dir=examples.path,
+        model_dir=model.path,
+        epochs=epochs,
+        batch_size=batch_size,
+        learning_rate=learning_rate,
+        hidden_units=[int(u) for u in hidden_units],
+        accelerator_type=accelerator_type,
+        accelerator_count=accelerator_count,
+        tpu_address=tpu_address,
+        multi_worker=multi_worker,
+        seed=seed,
+    )
+    for name, value in info["final_metrics"].items():
+        training_metrics.log_metric(name, value)
+    training_metrics.log_metric("onnx_max_abs_diff", info["onnx"]["max_abs_diff"])
+    training_metrics.log_metric("epochs_run", info["epochs_run"])
+    model.metadata.update(
+        {
+            "framework": "tensorflow",
+            "strategy": info["strategy"],
+            "onnx_inputs": info["onnx"]["inputs"],
+            "label": info["label"],
+        }
+    )

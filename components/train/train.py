@@ -1,0 +1,634 @@
+"""Train: a Keras (Keras 2 / tf-keras) binary classifier over tf.Transform outputs, exported with
+the transform graph as one SavedModel plus an ONNX file checked for parity.
+
+Model: z-scored numeric features concatenated with one-hot encodings (embeddings for more than
+ONE_HOT_MAX values) of their decile bucket ids and of the vocabulary ids of string features
+→ Dense(relu) hidden layers → sigmoid "probability".
+Class imbalance: Keras class weights n / (2 * n_class) from the train label counts.
+
+Export contract (`<model_dir>/saved_model`):
+  serving_default     examples: tf.string [None] serialized RAW tf.Example (label ignored)
+                      → {"probability": float32 [None, 1]}
+  serving_raw         one [None] tensor per raw feature column (float32 / int64 / string)
+                      → {"probability": float32 [None, 1]}
+                      Missing values (RAW_MISSING): NaN for floats and INT_MISSING (int64 min)
+                      for ints become absent features, so the transform imputes the train mean
+                      exactly as for a tf.Example without the feature; a missing string is passed
+                      as "__missing__", the transform's own fill value (same result as absent).
+  transform_features  examples: tf.string [None] → the transformed features (label excluded)
+`<model_dir>/model.onnx`: serving_raw converted with tf2onnx (or, if the raw path cannot be
+converted, the Keras model over transformed features; model_info.json says which), checked
+against the SavedModel on the whole eval split.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import time
+from typing import Any, Sequence
+
+from components.common import io as fio
+from components.common import names
+from components.common.errors import PipelineInputError
+from components.ingest.ingest import read_metadata, split_path
+from components.transform.transform import (
+    MISSING_STRING,
+    NUM_BUCKETS,
+    NUM_OOV_BUCKETS,
+    NUMERIC_TYPES,
+    bucket_name,
+    feature_types_from_metadata,
+    raw_feature_spec,
+    transformed_split_pattern,
+)
+
+log = logging.getLogger(__name__)
+
+PROBABILITY = "probability"
+SERVING_DEFAULT = "serving_default"
+SERVING_RAW = "serving_raw"
+TRANSFORM_FEATURES = "transform_features"
+EXAMPLES_INPUT = "examples"
+INT_MISSING = -(2**63)
+STRING_MISSING = MISSING_STRING  # "__missing__", the transform's fill value
+RAW_MISSING = {"float": "NaN", "int": str(INT_MISSING), "string": MISSING_STRING}
+ONNX_OPSET = 15
+ONNX_TOLERANCE = 1e-4
+EARLY_STOPPING_PATIENCE = 5
+
+KIND_TPU = "tpu"
+KIND_MULTI_WORKER = "multi_worker"
+KIND_MIRRORED = "mirrored"
+KIND_DEFAULT = "default"
+
+
+# --------------------------------------------------------------------------- strategy
+
+
+def _is_tpu(accelerator_type: str, tpu_address: str) -> bool:
+    return bool(tpu_address) or accelerator_type.upper().startswith("TPU")
+
+
+def gpu_requested(accelerator_type: str, accelerator_count: int, tpu_address: str = "") -> bool:
+    return not _is_tpu(accelerator_type, tpu_address) and (bool(accelerator_type) or accelerator_count > 0)
+
+
+def strategy_kind(
+    accelerator_type: str,
+    accelerator_count: int,
+    tpu_address: str = "",
+    multi_worker: bool = False,
+    visible_gpus: int | None = None,
+    tf_config: str | None = None,
+) -> str:
+    """Which distribution strategy the request maps to; raises RuntimeError if it cannot be met.
+
+    `visible_gpus` / `tf_config` default to what this process sees (GPU devices, $TF_CONFIG).
+    """
+    if accelerator_count < 0:
+        raise PipelineInputError(f"accelerator_count must be >= 0, got {accelerator_count}")
+    if _is_tpu(accelerator_type, tpu_address):
+        if multi_worker:
+            raise PipelineInputError("multi_worker cannot be combined with a TPU (TPUStrategy spans the pod)")
+        return KIND_TPU
+    if visible_gpus is None:
+        import tensorflow as tf
+
+        visible_gpus = len(tf.config.list_physical_devices("GPU"))
+    wants_gpu = gpu_requested(accelerator_type, accelerator_count, tpu_address)
+    if wants_gpu and visible_gpus == 0:
+        raise RuntimeError(
+            f"a GPU was requested (accelerator_type={accelerator_type!r}, "
+            f"accelerator_count={accelerator_count}) but TensorFlow sees no GPU "
+            "(visible: CPU only); check the node's GPU resources, the NVIDIA driver and that the "
+            "train image has CUDA-enabled TensorFlow"
+        )
+    if multi_worker:
+        tf_config = os.environ.get("TF_CONFIG", "") if tf_config is None else tf_config
+        if not tf_config:
+            raise RuntimeError(
+                "multi_worker=True needs TF_CONFIG (set by the Kubeflow Training Operator or "
+                "Vertex AI for each worker); it is not set"
+            )
+        try:
+            cluster = json.loads(tf_config).get("cluster", {})
+        except ValueError as exc:
+            raise RuntimeError(f"TF_CONFIG is not valid JSON: {exc}") from exc
+        if not cluster:
+            raise RuntimeError("TF_CONFIG has no 'cluster' entry")
+        return KIND_MULTI_WORKER
+    if wants_gpu:
+        return KIND_MIRRORED
+    return KIND_DEFAULT
+
+
+def choose_strategy(
+    accelerator_type: str,
+    accelerator_count: int,
+    tpu_address: str = "",
+    multi_worker: bool = False,
+):
+    """The tf.distribute.Strategy for the requested accelerator (see strategy_kind)."""
+    kind = strategy_kind(accelerator_type, accelerator_count, tpu_address, multi_worker)
+    return _make_strategy(kind, accelerator_count, tpu_address)
+
+
+def _make_strategy(kind: str, accelerator_count: int = 0, tpu_address: str = ""):
+    import tensorflow as tf
+
+    if kind == KIND_TPU:
+        resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu_address or "local")
+        tf.config.experimental_connect_to_cluster(resolver)
+        tf.tpu.experimental.initialize_tpu_system(resolver)
+        return tf.distribute.TPUStrategy(resolver)
+    if kind == KIND_MULTI_WORKER:
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    if kind == KIND_MIRRORED:
+        gpus = [f"/gpu:{i}" for i in range(len(tf.config.list_physical_devices("GPU")))]
+        if accelerator_count and accelerator_count < len(gpus):
+            gpus = gpus[:accelerator_count]
+        elif accelerator_count > len(gpus):
+            log.warning("%d GPUs requested, %d visible; using those", accelerator_count, len(gpus))
+        return tf.distribute.MirroredStrategy(devices=gpus)
+    return tf.distribute.get_strategy()
+
+
+def _strategy_devices(strategy) -> list[str]:
+    try:
+        devices = list(strategy.extended.worker_devices)
+    except (RuntimeError, AttributeError, NotImplementedError):  # the default strategy
+        import tensorflow as tf
+
+        gpus = tf.config.list_logical_devices("GPU")
+        devices = [gpus[0].name] if gpus else [d.name for d in tf.config.list_logical_devices("CPU")[:1]]
+    return [str(d) for d in devices]
+
+
+# --------------------------------------------------------------------------- data
+
+
+def make_dataset(pattern: str, feature_spec: dict, label: str, batch_size: int,
+                 shuffle: bool, seed: int, drop_remainder: bool = False):
+    """(features, label) batches from GZIP TFRecords of transformed tf.Examples."""
+    import tensorflow as tf
+
+    files = sorted(tf.io.gfile.glob(pattern))
+    if not files:
+        raise PipelineInputError(f"no transformed examples match {pattern}")
+    ds = tf.data.TFRecordDataset(files, compression_type="GZIP")
+    if shuffle:
+        ds = ds.shuffle(10_000, seed=seed, reshuffle_each_iteration=True)
+    ds = ds.batch(batch_size, drop_remainder=drop_remainder)
+
+    def _parse(serialized):
+        parsed = tf.io.parse_example(serialized, feature_spec)
+        target = parsed.pop(label)
+        return parsed, target
+
+    options = tf.data.Options()
+    options.deterministic = True
+    return ds.map(_parse).with_options(options).prefetch(tf.data.AUTOTUNE)
+
+
+def class_weights(label_counts: dict[str, int]) -> dict[int, float]:
+    """n / (2 * n_c) per class: each class weighs half of the loss."""
+    counts = {int(k): int(v) for k, v in label_counts.items()}
+    total = sum(counts.values())
+    if len(counts) != 2 or min(counts.values()) == 0:
+        raise PipelineInputError(f"the train split needs both classes, got label counts {counts}")
+    return {c: total / (2.0 * n) for c, n in sorted(counts.items())}
+
+
+def _count_labels(dataset) -> dict[str, int]:
+    import numpy as np
+
+    counts: dict[str, int] = {}
+    for _, y in dataset:
+        values, n = np.unique(y.numpy(), return_counts=True)
+        for v, c in zip(values, n):
+            counts[str(int(v))] = counts.get(str(int(v)), 0) + int(c)
+    return counts
+
+
+# --------------------------------------------------------------------------- model
+
+
+ONE_HOT_MAX = 16  # ids with at most this many values are one-hot encoded, more get an embedding
+
+
+def embedding_dim(size: int) -> int:
+    return max(2, min(8, int(math.ceil(math.sqrt(size))) + 1))
+
+
+def build_model(feature_types: dict[str, str], vocab_sizes: dict[str, int],
+                hidden_units: Sequence[int], learning_rate: float, seed: int):
+    """Functional Keras 2 model over the transformed features (one [None] input per feature)."""
+    import tensorflow as tf
+    import tf_keras as keras
+
+    inputs, parts = {}, []
+    for column, kind in feature_types.items():
+        if kind in NUMERIC_TYPES:
+            z = keras.Input(shape=(), dtype=tf.float32, name=column)
+            inputs[column] = z
+            parts.append(keras.layers.Reshape((1,), name=f"{column}_z")(z))
+            bucket = bucket_name(column)
+            ids = keras.Input(shape=(), dtype=tf.int64, name=bucket)
+            inputs[bucket] = ids
+            size = NUM_BUCKETS
+        else:
+            ids = keras.Input(shape=(), dtype=tf.int64, name=column)
+            inputs[column] = ids
+            size = vocab_sizes[column] + NUM_OOV_BUCKETS
+            bucket = column
+        if size <= ONE_HOT_MAX:  # one-hot: a frozen identity "embedding" (an ONNX Gather)
+            embed = keras.layers.Embedding(
+                size, size, name=f"{bucket}_one_hot", trainable=False,
+                embeddings_initializer=keras.initializers.Identity(),
+            )
+        else:
+            embed = keras.layers.Embedding(
+                size, embedding_dim(size), name=f"{bucket}_embedding",
+                embeddings_initializer=keras.initializers.RandomUniform(-0.05, 0.05, seed=seed),
+            )
+        parts.append(embed(ids))
+    x = keras.layers.Concatenate(name="features")(parts)
+    for i, units in enumerate(hidden_units):
+        x = keras.layers.Dense(
+            int(units), activation="relu", name=f"hidden_{i}",
+            kernel_initializer=keras.initializers.GlorotUniform(seed=seed + i + 1),
+        )(x)
+    out = keras.layers.Dense(
+        1, activation="sigmoid", name=PROBABILITY,
+        kernel_initializer=keras.initializers.GlorotUniform(seed=seed + 1000),
+    )(x)
+    model = keras.Model(inputs=inputs, outputs=out, name="classifier")
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate=learning_rate),
+        loss=keras.losses.BinaryCrossentropy(),
+        metrics=[keras.metrics.AUC(name="auc")],
+    )
+    return model
+
+
+def _progress_callback():
+    import tf_keras as keras
+
+    class Progress(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            logs = logs or {}
+            text = " ".join(f"{k}={v:.4f}" for k, v in sorted(logs.items()))
+            print(f"epoch {epoch + 1}/{self.params.get('epochs')}: {text}", flush=True)
+
+    return Progress()
+
+
+# --------------------------------------------------------------------------- export
+
+
+def _model_inputs(model, transformed: dict) -> dict:
+    return {name: transformed[name] for name in model.input_names}
+
+
+def _raw_to_sparse(x, kind: str):
+    """A dense [None] raw column → the [None, 1] SparseTensor a tf.Example parse would give.
+
+    NaN floats and INT_MISSING ints become absent values (imputed by the transform). Strings are
+    all present: a missing string is passed as MISSING_STRING, the transform's own fill value
+    (ONNX has no string equality below opset 19 in tf2onnx, so "" cannot be detected portably).
+    """
+    import tensorflow as tf
+
+    n = tf.shape(x, out_type=tf.int64)[0]
+    if kind == "string":
+        rows = tf.expand_dims(tf.range(n), 1)
+        values = x
+    else:
+        if kind == "float":
+            present = tf.logical_not(tf.math.is_nan(x))
+        else:
+            present = tf.not_equal(x, tf.constant(INT_MISSING, tf.int64))
+        rows = tf.where(present)  # [k, 1] int64
+        values = tf.gather_nd(x, rows)
+    indices = tf.concat([rows, tf.zeros_like(rows)], axis=1)
+    return tf.SparseTensor(indices, values, tf.stack([n, tf.constant(1, tf.int64)]))
+
+
+def raw_input_dtypes(feature_types: dict[str, str]) -> dict:
+    import tensorflow as tf
+
+    return {c: {"int": tf.int64, "float": tf.float32, "string": tf.string}[k] for c, k in feature_types.items()}
+
+
+def export_saved_model(model, tft_output, feature_types: dict[str, str], export_dir: str) -> None:
+    """SavedModel with the transform graph and the three signatures of the module doc."""
+    import tensorflow as tf
+
+    model.tft_layer = tft_output.transform_features_layer()
+    raw_spec = raw_feature_spec(feature_types)  # features only: a label in the input is ignored
+
+    def _transform(parsed: dict) -> dict:
+        return model.tft_layer(parsed)
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=EXAMPLES_INPUT)])
+    def serve_examples(examples):
+        transformed = _transform(tf.io.parse_example(examples, raw_spec))
+        return {PROBABILITY: model(_model_inputs(model, transformed), training=False)}
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=EXAMPLES_INPUT)])
+    def transform_features(examples):
+        transformed = _transform(tf.io.parse_example(examples, raw_spec))
+        return {k: v for k, v in transformed.items() if k in set(model.input_names)}
+
+    @tf.function
+    def serve_raw(**features):
+        sparse = {c: _raw_to_sparse(features[c], k) for c, k in feature_types.items()}
+        transformed = _transform(sparse)
+        return {PROBABILITY: model(_model_inputs(model, transformed), training=False)}
+
+    raw_specs = {c: tf.TensorSpec([None], d, name=c) for c, d in raw_input_dtypes(feature_types).items()}
+    signatures = {
+        SERVING_DEFAULT: serve_examples.get_concrete_function(),
+        SERVING_RAW: serve_raw.get_concrete_function(**raw_specs),
+        TRANSFORM_FEATURES: transform_features.get_concrete_function(),
+    }
+    options = tf.saved_model.SaveOptions(experimental_io_device="/job:localhost")
+    model.save(export_dir, save_format="tf", signatures=signatures, options=options, include_optimizer=False)
+
+
+def _string_hash_one_bucket_handler(ctx, node, name, args):
+    """tf2onnx handler: StringToHashBucketFast with num_buckets=1 is always 0.
+
+    tf.Transform's vocabulary lookup with one OOV bucket hashes unknown strings into bucket
+    `hash % 1 == 0`; ONNX has no string hash op, but with one bucket none is needed.
+    """
+    from onnx import TensorProto, helper
+
+    num_buckets = node.get_attr_value("num_buckets")
+    if num_buckets != 1:
+        raise NotImplementedError(f"StringToHashBucketFast with {num_buckets} buckets has no ONNX equivalent")
+    outputs, shapes, dtypes = node.output, [ctx.get_shape(node.output[0])], [ctx.get_dtype(node.output[0])]
+    shape = ctx.make_node("Shape", [node.input[0]], op_name_scope=name).output[0]
+    ctx.remove_node(node.name)
+    ctx.make_node(
+        "ConstantOfShape", [shape], outputs=outputs, shapes=shapes, dtypes=dtypes, name=name,
+        attr={"value": helper.make_tensor("value", TensorProto.INT64, [1], [0])},
+    )
+
+
+def _searchsorted_handler(ctx, node, name, args):
+    """tf2onnx handler for UpperBound/LowerBound (tf.searchsorted, used by tft.bucketize).
+
+    out[b, n] = #{m : s[b, m] <= v[b, n]} (UpperBound) or #{m : s[b, m] < v[b, n]} (LowerBound),
+    built from Unsqueeze, a broadcast comparison and ReduceSum.
+    """
+    from onnx import TensorProto
+    from tf2onnx.graph_builder import GraphBuilder
+
+    compare = "LessOrEqual" if node.type == "UpperBound" else "Less"
+    builder = GraphBuilder(ctx)
+    sorted_inputs, values = node.input[0], node.input[1]
+    out_dtype = ctx.get_dtype(node.output[0])
+    outputs, shapes = node.output, [ctx.get_shape(node.output[0])]
+    bounds = builder.make_unsqueeze({"data": sorted_inputs, "axes": [1]}, op_name_scope=name)  # [B,1,M]
+    points = builder.make_unsqueeze({"data": values, "axes": [2]}, op_name_scope=name)  # [B,N,1]
+    hits = ctx.make_node(compare, [bounds, points], op_name_scope=name).output[0]  # [B,N,M]
+    counts = ctx.make_node("Cast", [hits], attr={"to": TensorProto.INT64}, op_name_scope=name).output[0]
+    ctx.remove_node(node.name)
+    total = builder.make_reduce_sum(
+        {"data": counts, "axes": [2], "keepdims": 0, "noop_with_empty_axes": 1}, op_name_scope=name
+    )
+    ctx.make_node("Cast", [total], attr={"to": out_dtype}, outputs=outputs, shapes=shapes,
+                  dtypes=[out_dtype], name=name)
+
+
+ONNX_CUSTOM_HANDLERS = {
+    "StringToHashBucketFast": (_string_hash_one_bucket_handler, []),
+    "UpperBound": (_searchsorted_handler, []),
+    "LowerBound": (_searchsorted_handler, []),
+}
+
+
+def export_onnx_raw(saved_model_dir: str, onnx_path: str, opset: int = ONNX_OPSET):
+    """tf2onnx conversion of the serving_raw signature (transform + model) of the SavedModel."""
+    import tf2onnx
+    from tf2onnx import tf_loader
+
+    graph_def, inputs, outputs, tables, renames = tf_loader.from_saved_model(
+        saved_model_dir, None, None, tag="serve", signatures=[SERVING_RAW],
+        return_initialized_tables=True, return_tensors_to_rename=True,
+    )
+    # tf2onnx has no public API for a SavedModel signature with lookup tables; this is what
+    # `python -m tf2onnx.convert --saved-model DIR --signature_def serving_raw` runs.
+    proto, _ = tf2onnx.convert._convert_common(  # pylint: disable=protected-access
+        graph_def, name="serving_raw", continue_on_error=False, opset=opset,
+        custom_op_handlers=dict(ONNX_CUSTOM_HANDLERS),
+        input_names=inputs, output_names=outputs, tensors_to_rename=renames,
+        initialized_tables=tables, output_path=onnx_path,
+    )
+    return proto
+
+
+def export_onnx_transformed(model, onnx_path: str, opset: int = ONNX_OPSET):
+    """tf2onnx conversion of the Keras model alone (inputs: transformed features)."""
+    import tensorflow as tf
+    import tf2onnx
+
+    spec = tuple(
+        {name: tf.TensorSpec([None], t.dtype, name=name) for name, t in zip(model.input_names, model.inputs)}
+        for _ in [0]
+    )
+    proto, _ = tf2onnx.convert.from_keras(model, input_signature=spec, opset=opset, output_path=onnx_path)
+    return proto
+
+
+def _read_raw_columns(examples_dir: str, feature_types: dict[str, str]) -> tuple[list[bytes], dict]:
+    """Serialized eval examples and their columns as serving_raw inputs (missing → RAW_MISSING)."""
+    import numpy as np
+    import tensorflow as tf
+
+    records = [r.numpy() for r in tf.data.TFRecordDataset(split_path(examples_dir, names.EVAL), compression_type="GZIP")]
+    columns: dict[str, list] = {c: [] for c in feature_types}
+    for record in records:
+        example = tf.train.Example.FromString(record)
+        for column, kind in feature_types.items():
+            feature = example.features.feature.get(column)
+            if kind == "float":
+                values = feature.float_list.value if feature is not None else []
+                columns[column].append(values[0] if values else np.nan)
+            elif kind == "int":
+                values = feature.int64_list.value if feature is not None else []
+                columns[column].append(values[0] if values else INT_MISSING)
+            else:
+                values = feature.bytes_list.value if feature is not None else []
+                columns[column].append(values[0].decode() if values else STRING_MISSING)
+    dtypes = {"float": np.float32, "int": np.int64, "string": object}
+    arrays = {c: np.asarray(v, dtype=dtypes[feature_types[c]]) for c, v in columns.items()}
+    return records, arrays
+
+
+def check_onnx_parity(onnx_path: str, saved_model_dir: str, examples_dir: str,
+                      feature_types: dict[str, str], onnx_inputs: str,
+                      tolerance: float = ONNX_TOLERANCE) -> dict:
+    """Max |p_savedmodel - p_onnx| over the whole eval split; raises if above tolerance."""
+    import numpy as np
+    import onnxruntime as ort
+    import tensorflow as tf
+
+    loaded = tf.saved_model.load(saved_model_dir)
+    records, raw = _read_raw_columns(examples_dir, feature_types)
+    expected = loaded.signatures[SERVING_DEFAULT](examples=tf.constant(records))[PROBABILITY].numpy()
+    session = ort.InferenceSession(onnx_path, providers=["CPUExecutionProvider"])
+    if onnx_inputs == "raw":
+        feeds = raw
+    else:
+        transformed = loaded.signatures[TRANSFORM_FEATURES](examples=tf.constant(records))
+        feeds = {k: v.numpy() for k, v in transformed.items()}
+    input_names = {i.name for i in session.get_inputs()}
+    missing = input_names - set(feeds)
+    if missing:
+        raise RuntimeError(f"ONNX inputs {sorted(missing)} have no data")
+    output_name = session.get_outputs()[0].name
+    got = session.run([output_name], {k: feeds[k] for k in input_names})[0]
+    diff = float(np.max(np.abs(np.asarray(got, np.float64).reshape(-1) - expected.astype(np.float64).reshape(-1))))
+    if not np.isfinite(diff) or diff > tolerance:
+        raise RuntimeError(
+            f"ONNX parity check failed: max |SavedModel - ONNX| = {diff:.3g} > {tolerance:g} "
+            f"over {len(records)} eval rows"
+        )
+    return {"max_abs_diff": diff, "tolerance": tolerance, "rows_checked": len(records)}
+
+
+# --------------------------------------------------------------------------- train
+
+
+def train(
+    transformed_examples_dir: str,
+    transform_graph_dir: str,
+    examples_dir: str,
+    model_dir: str,
+    *,
+    epochs: int = 20,
+    batch_size: int = 64,
+    learning_rate: float = 0.003,
+    hidden_units: Sequence[int] = (32, 16),
+    accelerator_type: str = "",
+    accelerator_count: int = 0,
+    tpu_address: str = "",
+    multi_worker: bool = False,
+    seed: int = 42,
+) -> dict:
+    """Train, export SavedModel + ONNX, check parity; returns (and writes) model_info.json."""
+    import tensorflow as tf
+    import tensorflow_transform as tft
+    import tf_keras as keras
+
+    if epochs < 1 or batch_size < 1:
+        raise PipelineInputError("epochs and batch_size must be >= 1")
+    if not hidden_units:
+        raise PipelineInputError("hidden_units must name at least one layer")
+    metadata = read_metadata(examples_dir)
+    label = metadata["label"]
+    feature_types = feature_types_from_metadata(metadata)
+    tft_output = tft.TFTransformOutput(transform_graph_dir)
+    spec = dict(tft_output.transformed_feature_spec())
+    expected = {c for c in feature_types} | {bucket_name(c) for c, k in feature_types.items() if k in NUMERIC_TYPES}
+    absent = sorted(expected - set(spec))
+    if absent or label not in spec:
+        raise PipelineInputError(
+            f"the transform graph lacks features {absent + ([label] if label not in spec else [])}; "
+            "was it made from these examples?"
+        )
+    vocab_sizes = {c: tft_output.vocabulary_size_by_name(c) for c, k in feature_types.items() if k not in NUMERIC_TYPES}
+
+    keras.utils.set_random_seed(seed)
+    kind = strategy_kind(accelerator_type, accelerator_count, tpu_address, multi_worker)
+    strategy = _make_strategy(kind, accelerator_count, tpu_address)
+    replicas = strategy.num_replicas_in_sync
+    global_batch = batch_size * replicas
+    drop_remainder = kind == KIND_TPU  # TPUs need static batch shapes
+    train_ds = make_dataset(transformed_split_pattern(transformed_examples_dir, names.TRAIN), spec, label,
+                            global_batch, shuffle=True, seed=seed, drop_remainder=drop_remainder)
+    eval_ds = make_dataset(transformed_split_pattern(transformed_examples_dir, names.EVAL),
+                           spec, label, global_batch, shuffle=False, seed=seed, drop_remainder=drop_remainder)
+    label_counts = metadata.get("label_counts", {}).get(names.TRAIN) or _count_labels(train_ds)
+    weights = class_weights(label_counts)
+    print(f"strategy={kind} replicas={replicas} devices={_strategy_devices(strategy)} "
+          f"class_weights={weights}", flush=True)
+
+    with strategy.scope():
+        model = build_model(feature_types, vocab_sizes, hidden_units, learning_rate, seed)
+    callbacks = [
+        keras.callbacks.EarlyStopping(monitor="val_auc", mode="max", patience=EARLY_STOPPING_PATIENCE,
+                                      restore_best_weights=True),
+        _progress_callback(),
+    ]
+    started = time.monotonic()
+    history = model.fit(train_ds, validation_data=eval_ds, epochs=epochs, class_weight=weights,
+                        callbacks=callbacks, verbose=0)
+    train_seconds = time.monotonic() - started
+    final = {}
+    for split, ds in ((names.TRAIN, train_ds), (names.EVAL, eval_ds)):
+        loss, auc = model.evaluate(ds, verbose=0)
+        final[f"{split}_loss"], final[f"{split}_auc"] = float(loss), float(auc)
+    print(f"final: {final}", flush=True)
+
+    saved_model_dir = fio.join(model_dir, names.SAVED_MODEL_DIR)
+    onnx_path = fio.join(model_dir, names.ONNX_FILE)
+    fio.makedirs(model_dir)
+    export_saved_model(model, tft_output, feature_types, saved_model_dir)
+    onnx_info = _export_and_check_onnx(model, saved_model_dir, onnx_path, examples_dir, feature_types)
+
+    info: dict[str, Any] = {
+        "strategy": kind,
+        "devices": _strategy_devices(strategy),
+        "replicas": replicas,
+        "global_batch_size": global_batch,
+        "epochs_requested": epochs,
+        "epochs_run": len(history.history.get("loss", [])),
+        "history": {k: [float(v) for v in vs] for k, vs in history.history.items()},
+        "final_metrics": final,
+        "train_seconds": round(train_seconds, 3),
+        "class_weights": {str(k): v for k, v in weights.items()},
+        "parameters": {"epochs": epochs, "batch_size": batch_size, "learning_rate": learning_rate,
+                       "hidden_units": [int(u) for u in hidden_units], "seed": seed,
+                       "accelerator_type": accelerator_type, "accelerator_count": accelerator_count,
+                       "tpu_address": tpu_address, "multi_worker": multi_worker},
+        "onnx": onnx_info,
+        "raw_feature_types": feature_types,
+        "raw_missing_values": {c: RAW_MISSING[k] for c, k in feature_types.items()},
+        "label": label,
+        "signatures": {SERVING_DEFAULT: {"inputs": [EXAMPLES_INPUT], "outputs": [PROBABILITY]},
+                       SERVING_RAW: {"inputs": list(feature_types), "outputs": [PROBABILITY]},
+                       TRANSFORM_FEATURES: {"inputs": [EXAMPLES_INPUT], "outputs": sorted(model.input_names)}},
+        "tensorflow_version": tf.__version__,
+    }
+    fio.write_json_atomic(fio.join(model_dir, names.MODEL_INFO_FILE), info)
+    return info
+
+
+def _export_and_check_onnx(model, saved_model_dir: str, onnx_path: str, examples_dir: str,
+                           feature_types: dict[str, str]) -> dict:
+    """Raw-feature ONNX if tf2onnx can convert the transform, else the model over transformed inputs."""
+    import tensorflow as tf
+
+    inputs, reason = "raw", ""
+    try:
+        export_onnx_raw(saved_model_dir, onnx_path)
+        parity = check_onnx_parity(onnx_path, saved_model_dir, examples_dir, feature_types, "raw")
+    except Exception as exc:  # conversion or runtime of the transform part failed
+        reason = f"{type(exc).__name__}: {exc}".splitlines()[0][:500]
+        log.warning("raw-feature ONNX export failed (%s); exporting the model over transformed features", reason)
+        if tf.io.gfile.exists(onnx_path):
+            tf.io.gfile.remove(onnx_path)
+        inputs = "transformed"
+        export_onnx_transformed(model, onnx_path)
+        parity = check_onnx_parity(onnx_path, saved_model_dir, examples_dir, feature_types, "transformed")
+    info = {"inputs": inputs, "opset": ONNX_OPSET, "output": PROBABILITY, **parity}
+    if reason:
+        info["raw_export_error"] = reason
+    print(f"onnx: {info}", flush=True)
+    return info

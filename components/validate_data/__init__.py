@@ -1,0 +1,1 @@
+"""validate_data: TFDV statistics, schema, anomalies, skew and drift before training."""

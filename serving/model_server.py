@@ -1,0 +1,248 @@
+"""KServe model server for the models the pipeline pushes.
+
+    python -m serving.model_server --model_name=model --model_dir=/mnt/models --http_port=8080 \
+        [--backend savedmodel|onnx] [--prediction_log /var/log/predictions.jsonl]
+
+`--model_dir` is a model version directory (saved_model/, model.onnx, model_info.json) or a registry
+model root holding CHAMPION.json, whose champion is then served. The model takes RAW features
+(the tf.Transform graph is inside the SavedModel):
+
+  V1   POST /v1/models/<name>:predict   {"instances": [{"lvrat": 0.8, "chist": 5, ...}, ...]}
+       → {"predictions": [p, ...], "prediction_ids": [...], "model_name": ..., "model_version": ...}
+  V2   POST /v2/models/<name>/infer     {"inputs": [{"name": "lvrat", "shape": [n], "datatype": "FP32",
+                                          "data": [...]}, ...]}  (one tensor per feature)
+       → outputs [{"name": "probability", "datatype": "FP32", "shape": [n], "data": [...]}]
+  GET  /v2/health/live, /v2/health/ready, /v2/models/<name> (metadata), /v2/models/<name>/ready
+
+Bad requests are 400 with a message naming the problem (kserve InvalidInput), bodies over
+--max_body_bytes are 413. Each prediction is written as a JSON line to --prediction_log by a
+background thread (serving/prediction_log.py), never on the request path.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import logging
+import os
+import sys
+import uuid
+from typing import Any
+
+import kserve
+from fastapi import Request
+from fastapi.exception_handlers import http_exception_handler
+from fastapi.responses import JSONResponse
+from kserve import InferOutput, InferRequest, InferResponse
+from kserve import model_server as kserve_model_server
+from kserve.errors import InvalidInput
+from kserve.protocol.dataplane import DataPlane
+from kserve.protocol.rest import server as kserve_rest_server
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from serving import backends, features
+from serving.prediction_log import PredictionLog
+
+log = logging.getLogger("kserve.serving")  # under kserve's configured logger
+
+DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024
+DEFAULT_MAX_INSTANCES = 10_000
+
+
+class RawFeatureModel(kserve.Model):
+    """A pushed model version behind the V1 and V2 protocols, validated against its raw features."""
+
+    def __init__(self, name: str, model_dir: str, backend: str = "savedmodel",
+                 prediction_log: str | None = None, max_instances: int = DEFAULT_MAX_INSTANCES):
+        super().__init__(name)
+        self.model_dir = model_dir
+        self.requested_backend = backend
+        self.prediction_log_path = prediction_log
+        self.max_instances = max_instances
+        self.version = ""
+        self.backend_name = ""
+        self.feature_types: dict[str, str] = {}
+        self.label: str | None = None
+        self._backend = None
+        self._log: PredictionLog | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def load(self) -> bool:
+        resolved = backends.resolve_model_dir(self.model_dir)
+        info = backends.read_model_info(resolved.path)
+        backend = self.requested_backend
+        if backend == "onnx" and (info.get("onnx") or {}).get("inputs") != "raw":
+            log.warning(
+                "--backend onnx asked for, but %s says the ONNX model takes %s inputs (not raw features); "
+                "serving the SavedModel instead", backends.MODEL_INFO_FILE,
+                (info.get("onnx") or {}).get("inputs", "unknown"))
+            backend = "savedmodel"
+        self._backend = backends.load_backend(resolved.path, backend, info)
+        self.backend_name = backend
+        self.version = resolved.version
+        self.feature_types = self._backend.feature_types
+        self.label = info.get("label")
+        if self.prediction_log_path:
+            self._log = PredictionLog(self.prediction_log_path)
+        log.info("loaded %s version %s from %s (backend %s, features %s)",
+                 self.name, self.version, resolved.path, backend, self.feature_types)
+        self.ready = True
+        return self.ready
+
+    def stop(self):
+        if self._log is not None:
+            self._log.close()
+
+    # ------------------------------------------------------------------ metadata
+
+    def get_input_types(self) -> list[dict]:
+        return [{"name": c, "datatype": features.V2_DATATYPES[k], "shape": [-1]} for c, k in self.feature_types.items()]
+
+    def get_output_types(self) -> list[dict]:
+        return [{"name": backends.PROBABILITY, "datatype": "FP32", "shape": [-1]}]
+
+    # ------------------------------------------------------------------ inference
+
+    async def predict(self, payload: dict | InferRequest, headers: dict[str, str] | None = None,
+                      response_headers: dict[str, str] | None = None) -> dict | InferResponse:
+        headers = headers or {}
+        v2 = isinstance(payload, InferRequest)
+        if v2:
+            columns, rows = features.parse_v2(payload.inputs, self.feature_types, self.max_instances)
+            request_id = payload.id or headers.get("x-request-id") or str(uuid.uuid4())
+        else:
+            columns, rows = features.parse_v1(payload, self.feature_types, self.max_instances)
+            request_id = headers.get("x-request-id") or str(uuid.uuid4())
+        loop = asyncio.get_running_loop()
+        probabilities = await loop.run_in_executor(None, self._backend.predict, columns)
+        predictions = [float(p) for p in probabilities]
+        ids = [str(uuid.uuid4()) for _ in predictions]
+        self._record(request_id, ids, rows, predictions)
+        if v2:
+            output = InferOutput(name=backends.PROBABILITY, shape=[len(predictions)], datatype="FP32",
+                                 data=predictions)
+            return InferResponse(response_id=request_id, model_name=self.name, model_version=self.version,
+                                 infer_outputs=[output])
+        return {"predictions": predictions, "prediction_ids": ids, "model_name": self.name,
+                "model_version": self.version}
+
+    def _record(self, request_id: str, ids: list[str], rows: list[dict], predictions: list[float]) -> None:
+        if self._log is None:
+            return
+        now = dt.datetime.now(dt.timezone.utc).isoformat()
+        self._log.log([
+            {"prediction_id": pid, "request_id": request_id, "model_name": self.name,
+             "model_version": self.version, "backend": self.backend_name, "timestamp": now,
+             "features": row, "probability": p}
+            for pid, row, p in zip(ids, rows, predictions)
+        ])
+
+
+# ---------------------------------------------------------------------- HTTP plumbing
+
+
+class BodySizeLimitMiddleware:
+    """ASGI middleware: 413 for bodies over `max_bytes` (Content-Length, or counted when chunked)."""
+
+    def __init__(self, app, max_bytes: int = DEFAULT_MAX_BODY_BYTES):
+        self.app = app
+        self.max_bytes = max_bytes
+
+    def _message(self, size: str) -> str:
+        return f"request body too large: {size} bytes; the limit is {self.max_bytes} bytes"
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        length = dict(scope.get("headers") or []).get(b"content-length")
+        if length is not None and length.isdigit() and int(length) > self.max_bytes:
+            response = JSONResponse({"error": self._message(length.decode())}, status_code=413)
+            return await response(scope, receive, send)
+        received = 0
+
+        async def limited_receive():
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    # FastAPI re-raises HTTPException from body reading; handled below as 413.
+                    raise StarletteHTTPException(413, self._message(f"more than {self.max_bytes}"))
+            return message
+
+        return await self.app(scope, limited_receive, send)
+
+
+async def _invalid_input_handler(request: Request, exc: InvalidInput):
+    """kserve's handler, minus the ERROR-level traceback it logs for every client mistake."""
+    log.info("400 %s: %s", request.url.path, exc.reason)
+    return JSONResponse({"error": exc.reason}, status_code=400)
+
+
+async def _http_error_handler(request: Request, exc: StarletteHTTPException):
+    if exc.status_code == 413:  # the same {"error": ...} body as kserve's own errors
+        return JSONResponse({"error": exc.detail}, status_code=413)
+    return await http_exception_handler(request, exc)
+
+
+class VersionedDataPlane(DataPlane):
+    """kserve's data plane, with the model version and backend in the V2 model metadata."""
+
+    async def model_metadata(self, model_name: str) -> dict:
+        metadata = await super().model_metadata(model_name)
+        model = self.get_model_from_registry(model_name)
+        if isinstance(model, RawFeatureModel):
+            metadata["versions"] = [model.version]
+            metadata["platform"] = model._backend.platform
+        return metadata
+
+
+def build_parser() -> argparse.ArgumentParser:
+    # kserve's own parser as parent: the standard KServe args (--http_port, --grpc_port,
+    # --workers, --enable_grpc, ...) are accepted with their usual meaning.
+    parser = argparse.ArgumentParser(parents=[kserve_model_server.parser], description=__doc__.splitlines()[0])
+    parser.add_argument("--model_dir", required=True,
+                        help="a model version directory, or a registry model root with CHAMPION.json")
+    parser.add_argument("--backend", choices=backends.BACKENDS, default="savedmodel",
+                        help="onnx is used only when model_info.json says the ONNX model takes raw features")
+    parser.add_argument("--prediction_log", default=os.environ.get("PREDICTION_LOG") or None,
+                        help="JSON-lines file for every prediction (default: $PREDICTION_LOG, else none)")
+    parser.add_argument("--max_body_bytes", type=int, default=DEFAULT_MAX_BODY_BYTES)
+    parser.add_argument("--max_instances", type=int, default=DEFAULT_MAX_INSTANCES)
+    # The runtime exposes only the HTTP port; gRPC is opt-in (kserve's default is on).
+    parser.set_defaults(enable_grpc=False)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.workers != 1:
+        # kserve's multi-process server re-imports the app in each worker, without this model,
+        # the body-size middleware or the prediction log writer: scale with replicas instead.
+        parser.error("--workers must be 1 (scale with replicas)")
+    app = kserve_model_server.app
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=args.max_body_bytes)
+    app.add_exception_handler(StarletteHTTPException, _http_error_handler)
+    # RESTServer registers its handlers when it starts, from names in its module.
+    kserve_rest_server.invalid_input_handler = _invalid_input_handler
+    server = kserve.ModelServer(  # configures kserve's logging, so it comes before the load
+        http_port=args.http_port, grpc_port=args.grpc_port, workers=args.workers,
+        enable_grpc=args.enable_grpc, enable_docs_url=args.enable_docs_url,
+        enable_latency_logging=args.enable_latency_logging, access_log_format=args.access_log_format,
+    )
+    server.dataplane = VersionedDataPlane(model_registry=server.registered_models,
+                                          predictor_config=server.dataplane.predictor_config)
+    model = RawFeatureModel(args.model_name, args.model_dir, backend=args.backend,
+                            prediction_log=args.prediction_log, max_instances=args.max_instances)
+    model.load()
+    try:
+        server.start([model])
+    finally:
+        model.stop()  # idempotent: flushes the prediction log however the server ended
+
+
+if __name__ == "__main__":
+    sys.exit(main())

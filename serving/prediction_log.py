@@ -1,0 +1,78 @@
+"""Prediction log: one JSON line per prediction, written by a background thread.
+
+`PredictionLog.log()` never blocks the request: it puts records on a bounded queue and returns; a
+daemon thread writes them and flushes whenever the queue runs empty. `close()` (called on model
+unload and at interpreter exit) drains the queue, flushes and closes the file. When the queue is
+full, records are dropped and counted (`dropped`) rather than slowing the server down.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import logging
+import os
+import queue
+import threading
+
+log = logging.getLogger("kserve.serving.prediction_log")
+
+_STOP = object()
+
+
+class PredictionLog:
+    def __init__(self, path: str, max_queue: int = 100_000):
+        directory = os.path.dirname(os.path.abspath(path))
+        os.makedirs(directory, exist_ok=True)
+        self.path = path
+        self._file = open(path, "a", encoding="utf-8")  # noqa: SIM115 (closed by close())
+        self._queue: queue.Queue = queue.Queue(maxsize=max_queue)
+        self._closed = False
+        self._lock = threading.Lock()
+        self.dropped = 0
+        self.written = 0
+        self._thread = threading.Thread(target=self._run, name="prediction-log", daemon=True)
+        self._thread.start()
+        atexit.register(self.close)
+
+    def log(self, records: list[dict]) -> None:
+        if self._closed:
+            return
+        for record in records:
+            try:
+                self._queue.put_nowait(record)
+            except queue.Full:
+                self.dropped += 1
+                if self.dropped == 1 or self.dropped % 1000 == 0:
+                    log.warning("prediction log queue full: %d records dropped so far", self.dropped)
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is _STOP:
+                break
+            try:
+                self._file.write(json.dumps(item, separators=(",", ":"), default=str) + "\n")
+                self.written += 1
+                if self._queue.empty():
+                    self._file.flush()
+            except Exception:  # a bad record or a full disk must not kill the writer
+                log.exception("could not write a prediction log record")
+        try:
+            self._file.flush()
+        except Exception:
+            log.exception("could not flush the prediction log")
+
+    def close(self, timeout: float = 10.0) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        self._queue.put(_STOP)  # blocks only if full, which the writer is draining
+        self._thread.join(timeout)
+        try:
+            self._file.flush()
+            self._file.close()
+        except Exception:
+            log.exception("could not close the prediction log")
+        log.info("prediction log %s closed: %d written, %d dropped", self.path, self.written, self.dropped)

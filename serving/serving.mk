@@ -1,0 +1,36 @@
+# Model server targets; the top-level Makefile includes this file (`include serving/serving.mk`).
+# The serving environment is separate from .venv: kserve needs pandas >= 2.2, which TFX forbids.
+# Uses $(PYTHON), $(UV), $(UV_VENV) and the $(UV) bootstrap rule from the Makefile.
+
+SERVING_VENV := .venv-serving
+SERVING_PY := $(SERVING_VENV)/bin/python
+SERVING_LOCK := serving.lock
+SERVE_REGISTRY ?= $(OUT)/registry
+SERVE_MODEL ?= model
+SERVE_PORT ?= 8080
+SERVE_BACKEND ?= savedmodel
+SERVE_ARGS ?=
+
+.PHONY: setup-serving lock-serving serve test-serving
+
+$(SERVING_VENV)/.installed: $(SERVING_LOCK) | $(UV)
+	$(UV) venv --seed --allow-existing --python 3.11 $(SERVING_VENV)
+	$(UV) pip sync --python $(SERVING_PY) $(SERVING_LOCK)
+	touch $@
+
+setup-serving: $(SERVING_VENV)/.installed
+
+lock-serving: | $(UV)
+	$(UV) pip compile serving/requirements.in --python-version 3.11 \
+	  --python-platform x86_64-manylinux_2_28 --generate-hashes -o $(SERVING_LOCK)
+
+# Serve the champion of `make run` (OUT/registry/model/CHAMPION.json) on http://localhost:8080.
+serve: setup-serving
+	@test -f $(SERVE_REGISTRY)/$(SERVE_MODEL)/CHAMPION.json || \
+	  { echo "no champion in $(SERVE_REGISTRY)/$(SERVE_MODEL): run 'make run' first"; exit 1; }
+	$(SERVING_PY) -m serving.model_server --model_name=$(SERVE_MODEL) \
+	  --model_dir=$(SERVE_REGISTRY)/$(SERVE_MODEL) --http_port=$(SERVE_PORT) \
+	  --backend=$(SERVE_BACKEND) --prediction_log=$(OUT)/serving/predictions.jsonl $(SERVE_ARGS)
+
+test-serving: setup-serving
+	$(SERVING_PY) -m pytest serving/tests $(PYTEST_ARGS)

