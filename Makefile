@@ -34,6 +34,7 @@ help:
 	@echo "make run      train on AER/HMDA locally with kfp.local (DATA=, LABEL=, SLICES=, LABEL_THRESHOLD=, OUT=)"
 	@echo "make test     the default test suite (fast + e2e; not slow, gpu tests skip without a GPU)"
 	@echo "make test-all every test, slow ones included"
+	@echo "make test-serving / make serve   the model server (own env: .venv-serving from serving.lock)"
 	@echo "make compile  write pipelines/compiled/training_pipeline.yaml"
 	@echo "make bench    benchmarks -> out/bench/*.json"
 	@echo "make lock     re-resolve $(LOCK) from setup.cfg"

@@ -166,7 +166,7 @@ def run(config: PipelineConfig, out_dir: str) -> dict:
     from kfp import local
 
     from components.push.push import code_version
-    from pipelines.training_pipeline import training_pipeline
+    from pipelines.training_pipeline import local_training_pipeline
 
     out_dir = os.path.abspath(out_dir)
     os.makedirs(out_dir, exist_ok=True)
@@ -178,7 +178,7 @@ def run(config: PipelineConfig, out_dir: str) -> dict:
     started = time.time()
     error = None
     try:
-        training_pipeline(**config.pipeline_arguments())
+        local_training_pipeline(**config.pipeline_arguments())
     except Exception as exc:  # kfp.local raises for some failures even with raise_on_error=False
         error = f"{type(exc).__name__}: {exc}"
     new_runs = sorted(_run_dirs(pipeline_root) - before, key=os.path.getmtime)

@@ -6,7 +6,6 @@ because kfp.local cannot run dsl.If.
 Every parameter's default comes from PipelineConfig, whose field names are these parameter names.
 """
 
-from __future__ import annotations
 
 from kfp import dsl, kubernetes
 
@@ -44,122 +43,137 @@ def configure_train_resources(
     return task
 
 
-@dsl.pipeline(
-    name=PIPELINE_NAME,
-    description="TFDV → tf.Transform → Keras → TFMA fairness gates → pusher, with lineage.",
-)
-def training_pipeline(
-    data_uri: str = D.data_uri,
-    eval_data_uri: str = D.eval_data_uri,
-    label: str = D.label,
-    label_threshold: str = threshold_to_parameter(D.label_threshold),
-    positive_label: str = D.positive_label,
-    key_column: str = D.key_column,
-    eval_fraction: float = D.eval_fraction,
-    slices: list = D.slices,
-    slices_as_features: bool = D.slices_as_features,
-    drop_columns: list = D.drop_columns,
-    schema_uri: str = D.schema_uri,
-    skew_jensen_shannon_threshold: float = D.skew_jensen_shannon_threshold,
-    skew_linf_threshold: float = D.skew_linf_threshold,
-    drift_jensen_shannon_threshold: float = D.drift_jensen_shannon_threshold,
-    drift_linf_threshold: float = D.drift_linf_threshold,
-    epochs: int = D.epochs,
-    batch_size: int = D.batch_size,
-    learning_rate: float = D.learning_rate,
-    hidden_units: list = D.hidden_units,
-    accelerator_type: str = D.accelerator_type,
-    accelerator_count: int = D.accelerator_count,
-    tpu_address: str = D.tpu_address,
-    multi_worker: bool = D.multi_worker,
-    node_selector: dict = D.node_selector,
-    tolerations: list = D.tolerations,
-    cpu_request: str = D.cpu_request,
-    memory_request: str = D.memory_request,
-    seed: int = D.seed,
-    auc_floor: float = D.auc_floor,
-    max_auc_regression: float = D.max_auc_regression,
-    fairness_metric: str = D.fairness_metric,
-    fairness_max_gap: float = D.fairness_max_gap,
-    decision_threshold: float = D.decision_threshold,
-    min_slice_examples: int = D.min_slice_examples,
-    registry_uri: str = D.registry_uri,
-    model_name: str = D.model_name,
-    beam_args: list = D.beam_args,
-    code_version: str = D.code_version,
-):
-    ingest_task = ingest(
-        data_uri=data_uri,
-        label=label,
-        label_threshold=label_threshold,
-        positive_label=positive_label,
-        key_column=key_column,
-        eval_fraction=eval_fraction,
-        eval_data_uri=eval_data_uri,
-        slices=slices,
-        slices_as_features=slices_as_features,
-        drop_columns=drop_columns,
-    )
-    examples = ingest_task.outputs[names.EXAMPLES]
+def _define_pipeline(with_train_resources: bool):
+    """The pipeline graph, defined once. KFP builds it when the function is decorated, so the
+    resource choice has to be made here rather than by a parameter."""
 
-    validate_task = validate_data(
-        examples=examples,
-        schema_uri=schema_uri,
-        registry_uri=registry_uri,
-        model_name=model_name,
-        skew_jensen_shannon_threshold=skew_jensen_shannon_threshold,
-        skew_linf_threshold=skew_linf_threshold,
-        drift_jensen_shannon_threshold=drift_jensen_shannon_threshold,
-        drift_linf_threshold=drift_linf_threshold,
-        beam_args=beam_args,
+    @dsl.pipeline(
+        name=PIPELINE_NAME,
+        description="TFDV → tf.Transform → Keras → TFMA fairness gates → pusher, with lineage.",
     )
+    def training_pipeline(
+        data_uri: str = D.data_uri,
+        eval_data_uri: str = D.eval_data_uri,
+        label: str = D.label,
+        label_threshold: str = threshold_to_parameter(D.label_threshold),
+        positive_label: str = D.positive_label,
+        key_column: str = D.key_column,
+        eval_fraction: float = D.eval_fraction,
+        slices: list = D.slices,
+        slices_as_features: bool = D.slices_as_features,
+        drop_columns: list = D.drop_columns,
+        schema_uri: str = D.schema_uri,
+        skew_jensen_shannon_threshold: float = D.skew_jensen_shannon_threshold,
+        skew_linf_threshold: float = D.skew_linf_threshold,
+        drift_jensen_shannon_threshold: float = D.drift_jensen_shannon_threshold,
+        drift_linf_threshold: float = D.drift_linf_threshold,
+        epochs: int = D.epochs,
+        batch_size: int = D.batch_size,
+        learning_rate: float = D.learning_rate,
+        hidden_units: list = D.hidden_units,
+        accelerator_type: str = D.accelerator_type,
+        accelerator_count: int = D.accelerator_count,
+        tpu_address: str = D.tpu_address,
+        multi_worker: bool = D.multi_worker,
+        node_selector: dict = D.node_selector,
+        tolerations: list = D.tolerations,
+        cpu_request: str = D.cpu_request,
+        memory_request: str = D.memory_request,
+        seed: int = D.seed,
+        auc_floor: float = D.auc_floor,
+        max_auc_regression: float = D.max_auc_regression,
+        fairness_metric: str = D.fairness_metric,
+        fairness_max_gap: float = D.fairness_max_gap,
+        decision_threshold: float = D.decision_threshold,
+        min_slice_examples: int = D.min_slice_examples,
+        registry_uri: str = D.registry_uri,
+        model_name: str = D.model_name,
+        beam_args: list = D.beam_args,
+        code_version: str = D.code_version,
+    ):
+        ingest_task = ingest(
+            data_uri=data_uri,
+            label=label,
+            label_threshold=label_threshold,
+            positive_label=positive_label,
+            key_column=key_column,
+            eval_fraction=eval_fraction,
+            eval_data_uri=eval_data_uri,
+            slices=slices,
+            slices_as_features=slices_as_features,
+            drop_columns=drop_columns,
+        )
+        examples = ingest_task.outputs[names.EXAMPLES]
 
-    # Data tests before training: transform waits for validation, which fails on anomalies.
-    transform_task = transform(examples=examples, beam_args=beam_args).after(validate_task)
+        validate_task = validate_data(
+            examples=examples,
+            schema_uri=schema_uri,
+            registry_uri=registry_uri,
+            model_name=model_name,
+            skew_jensen_shannon_threshold=skew_jensen_shannon_threshold,
+            skew_linf_threshold=skew_linf_threshold,
+            drift_jensen_shannon_threshold=drift_jensen_shannon_threshold,
+            drift_linf_threshold=drift_linf_threshold,
+            beam_args=beam_args,
+        )
 
-    train_task = train(
-        transformed_examples=transform_task.outputs[names.TRANSFORMED_EXAMPLES],
-        transform_graph=transform_task.outputs[names.TRANSFORM_GRAPH],
-        examples=examples,
-        epochs=epochs,
-        batch_size=batch_size,
-        learning_rate=learning_rate,
-        hidden_units=hidden_units,
-        accelerator_type=accelerator_type,
-        accelerator_count=accelerator_count,
-        tpu_address=tpu_address,
-        multi_worker=multi_worker,
-        seed=seed,
-    )
-    configure_train_resources(
-        train_task, accelerator_type, accelerator_count, cpu_request, memory_request,
-        node_selector, tolerations,
-    )
+        # Data tests before training: transform waits for validation, which fails on anomalies.
+        transform_task = transform(examples=examples, beam_args=beam_args).after(validate_task)
 
-    evaluate_task = evaluate(
-        examples=examples,
-        model=train_task.outputs[names.MODEL],
-        label=label,
-        slices=slices,
-        registry_uri=registry_uri,
-        model_name=model_name,
-        auc_floor=auc_floor,
-        max_auc_regression=max_auc_regression,
-        fairness_metric=fairness_metric,
-        fairness_max_gap=fairness_max_gap,
-        decision_threshold=decision_threshold,
-        min_slice_examples=min_slice_examples,
-        beam_args=beam_args,
-    )
+        train_task = train(
+            transformed_examples=transform_task.outputs[names.TRANSFORMED_EXAMPLES],
+            transform_graph=transform_task.outputs[names.TRANSFORM_GRAPH],
+            examples=examples,
+            epochs=epochs,
+            batch_size=batch_size,
+            learning_rate=learning_rate,
+            hidden_units=hidden_units,
+            accelerator_type=accelerator_type,
+            accelerator_count=accelerator_count,
+            tpu_address=tpu_address,
+            multi_worker=multi_worker,
+            seed=seed,
+        )
+        if with_train_resources:
+            configure_train_resources(
+                train_task, accelerator_type, accelerator_count, cpu_request, memory_request,
+                node_selector, tolerations,
+            )
 
-    push(
-        model=train_task.outputs[names.MODEL],
-        transform_graph=transform_task.outputs[names.TRANSFORM_GRAPH],
-        schema=validate_task.outputs[names.SCHEMA],
-        statistics=validate_task.outputs[names.STATISTICS],
-        blessing=evaluate_task.outputs[names.BLESSING],
-        examples=examples,
-        registry_uri=registry_uri,
-        model_name=model_name,
-        code_version=code_version,
-    )
+        evaluate_task = evaluate(
+            examples=examples,
+            model=train_task.outputs[names.MODEL],
+            label=label,
+            slices=slices,
+            registry_uri=registry_uri,
+            model_name=model_name,
+            auc_floor=auc_floor,
+            max_auc_regression=max_auc_regression,
+            fairness_metric=fairness_metric,
+            fairness_max_gap=fairness_max_gap,
+            decision_threshold=decision_threshold,
+            min_slice_examples=min_slice_examples,
+            beam_args=beam_args,
+        )
+
+        push(
+            model=train_task.outputs[names.MODEL],
+            transform_graph=transform_task.outputs[names.TRANSFORM_GRAPH],
+            schema=validate_task.outputs[names.SCHEMA],
+            statistics=validate_task.outputs[names.STATISTICS],
+            blessing=evaluate_task.outputs[names.BLESSING],
+            examples=examples,
+            registry_uri=registry_uri,
+            model_name=model_name,
+            code_version=code_version,
+        )
+
+    return training_pipeline
+
+
+training_pipeline = _define_pipeline(with_train_resources=True)
+"""What `make compile` writes and clusters run."""
+
+# kfp 2.13's local runner fails on a parameter-driven accelerator limit (it calls int() on the
+# placeholder) and ignores resource requests anyway; locally the graph is the same without them.
+local_training_pipeline = _define_pipeline(with_train_resources=False)

@@ -17,7 +17,8 @@ from pipelines.compile import COMPILED_PIPELINE, compile_pipeline
 @pytest.fixture(scope="module")
 def compiled(tmp_path_factory) -> dict:
     path = compile_pipeline(tmp_path_factory.mktemp("compiled") / "pipeline.yaml")
-    return {"text": path.read_text(), "spec": yaml.safe_load(path.read_text())}
+    text = path.read_text()
+    return {"text": text, "spec": next(yaml.safe_load_all(text))}
 
 
 def test_compiled_pipeline_matches_golden_file(compiled):
