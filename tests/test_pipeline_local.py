@@ -15,7 +15,10 @@ from pipelines import run_local
 
 pytestmark = pytest.mark.e2e
 
-FAST = {"epochs": 8, "beam_args": ["--direct_num_workers=1", "--direct_running_mode=in_memory"]}
+# The 800-row fixture's eval split has 20 positives (AUC ~0.62), so the gates are loosened here:
+# these tests exercise the pipeline's paths (push, champion comparison, failures); the gates'
+# own logic is tested in components/evaluate on purpose-built models.
+FAST = {"epochs": 8, "auc_floor": 0.5, "fairness_max_gap": 1.0}
 
 
 def _config(data, out, **kwargs) -> PipelineConfig:
@@ -28,28 +31,25 @@ def first_run(hmda_csv, tmp_path_factory):
     return out, run_local.run(_config(hmda_csv, out), out)
 
 
-def test_pipeline_produces_a_judged_model_with_summary(first_run):
+def test_pipeline_produces_a_blessed_model_with_summary(first_run):
     out, summary = first_run
-    assert summary["status"] in (names.STATUS_BLESSED, names.STATUS_NOT_BLESSED), summary.get("error")
+    assert summary["status"] == names.STATUS_BLESSED, summary.get("error") or summary["gates"]
     on_disk = json.load(open(os.path.join(out, "run_summary.json")))
     assert on_disk["status"] == summary["status"]
     assert 0.5 < summary["metrics"]["auc"] <= 1.0
     assert set(summary["slices"]["afam"]) == {"yes", "no"}
     assert {g["name"] for g in summary["gates"]} == {"metric_floor", "no_regression", "fairness"}
     assert set(summary["timings_s"]) == set(run_local.TASK_ORDER)
-    if summary["status"] == names.STATUS_BLESSED:
-        champion = registry.read_champion(os.path.join(out, "registry"), "model")
-        assert summary["model_uri"] == champion.uri
-        lineage = json.load(open(summary["lineage"]))
-        assert lineage["model_version"] == champion.version and lineage["metrics"]["auc"] == summary["metrics"]["auc"]
-    else:
-        assert summary["model_uri"] is None and not os.path.exists(os.path.join(out, "registry"))
+    champion = registry.read_champion(os.path.join(out, "registry"), "model")
+    assert summary["model_uri"] == champion.uri
+    lineage = json.load(open(summary["lineage"]))
+    assert lineage["model_version"] == champion.version and lineage["metrics"]["auc"] == summary["metrics"]["auc"]
+    assert lineage["data"]["sha256"] and lineage["artifacts_sha256"]["onnx"]
 
 
 def test_second_run_is_judged_against_the_champion(first_run, hmda_csv):
     out, first = first_run
-    if first["status"] != names.STATUS_BLESSED:
-        pytest.skip("the first run pushed no champion")
+    assert first["status"] == names.STATUS_BLESSED
     champion = registry.read_champion(os.path.join(out, "registry"), "model").version
     second = run_local.run(_config(hmda_csv, out, seed=7), out)
     assert second["baseline_version"] == champion
