@@ -1,4 +1,4 @@
-"""Container image references, derived from the package version in one place (never :latest)."""
+"""Container image references, derived from the package version in one place (no floating tags)."""
 
 from __future__ import annotations
 
