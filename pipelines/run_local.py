@@ -11,11 +11,9 @@ from __future__ import annotations
 
 import argparse
 import glob
-import json
 import os
 import sys
 import time
-from pathlib import Path
 
 from components.common import io as fio
 from components.common import names

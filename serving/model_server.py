@@ -28,7 +28,6 @@ import logging
 import os
 import sys
 import uuid
-from typing import Any
 
 import kserve
 from fastapi import Request

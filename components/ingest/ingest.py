@@ -13,7 +13,6 @@ import hashlib
 import io
 import logging
 import math
-import os
 import re
 from typing import Iterable
 
