@@ -1,0 +1,211 @@
+"""Progressive delivery, independent of where the model is served.
+
+A `Target` (local processes, a KServe InferenceService, a Vertex AI endpoint) knows how to put a
+model version live, at a canary share, or in shadow; an observer sends or watches traffic and
+returns per-version figures; `analysis.analyse` turns the figures into a pass/fail decision. The
+rollout loop here composes them:
+
+    nothing live            → deploy the candidate at 100% ("first_deploy")
+    candidate already live  → change nothing ("unchanged"): re-running a step is idempotent
+    canary mode             → for each step below 100: set the canary share, observe, analyse;
+                              a breach rolls back (stable keeps 100%) with the reason recorded;
+                              all steps pass → promote (candidate takes 100%, stable replaced)
+    shadow mode             → the candidate receives mirrored traffic whose answers are logged,
+                              never returned; analysed once; never promoted automatically
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Callable
+from typing import Protocol
+
+log = logging.getLogger(__name__)
+
+CANARY = "canary"
+SHADOW = "shadow"
+MODES = (CANARY, SHADOW)
+
+# Outcomes of one rollout.
+FIRST_DEPLOY = "first_deploy"
+UNCHANGED = "unchanged"
+PROMOTED = "promoted"
+ROLLED_BACK = "rolled_back"
+SHADOW_PASSED = "shadow_passed"
+SHADOW_FAILED = "shadow_failed"
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelRef:
+    """One pushed model version: `uri` is its registry version directory (saved_model/, model.onnx)."""
+
+    model_name: str
+    version: str
+    uri: str
+
+
+@dataclasses.dataclass(frozen=True)
+class LiveState:
+    """What a target serves now. canary_percent is the share of traffic the canary gets."""
+
+    stable: ModelRef | None = None
+    canary: ModelRef | None = None
+    canary_percent: int = 0
+    shadow: ModelRef | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class RolloutPolicy:
+    mode: str = CANARY
+    steps: tuple[int, ...] = (10, 50, 100)
+    requests_per_step: int = 400
+    """Requests observed (sent, for replay observers) before each decision."""
+    min_requests: int = 30
+    """Fewest requests the canary must have answered at a step for a decision; fewer is a breach."""
+    max_error_rate: float = 0.01
+    """Canary error rate bound (absolute), and it may not exceed the stable rate by more than this."""
+    max_p99_latency_ratio: float = 1.5
+    p99_latency_slack_ms: float = 25.0
+    """A canary p99 within stable p99 × ratio + slack passes: sub-millisecond noise never fails one."""
+    max_prediction_psi: float = 0.2
+    """PSI of the canary's predictions against the stable's over the same traffic ("act" level)."""
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.mode not in MODES:
+            problems.append(f"mode must be one of {MODES}, got {self.mode!r}")
+        steps = tuple(self.steps)
+        if not steps or steps[-1] != 100 or any(not 0 < s <= 100 for s in steps) or list(steps) != sorted(set(steps)):
+            problems.append(f"steps must increase strictly within (0, 100] and end at 100, got {list(steps)}")
+        if self.requests_per_step < 1 or self.min_requests < 1:
+            problems.append("requests_per_step and min_requests must be >= 1")
+        if not 0 <= self.max_error_rate <= 1:
+            problems.append(f"max_error_rate must be in [0, 1], got {self.max_error_rate}")
+        if self.max_p99_latency_ratio < 1:
+            problems.append(f"max_p99_latency_ratio must be >= 1, got {self.max_p99_latency_ratio}")
+        if problems:
+            raise ValueError("invalid rollout policy: " + "; ".join(problems))
+        object.__setattr__(self, "steps", steps)
+
+
+@dataclasses.dataclass
+class VersionStats:
+    """What one version did during an observation window."""
+
+    version: str
+    requests: int = 0
+    errors: int = 0
+    latencies_ms: list[float] = dataclasses.field(default_factory=list)
+    predictions: list[float] = dataclasses.field(default_factory=list)
+
+
+@dataclasses.dataclass
+class StepDecision:
+    percent: int
+    passed: bool
+    reasons: list[str]
+    """Every breach, in words with the figures (empty when passed)."""
+    figures: dict[str, float | int | None]
+    """error_rate_canary, error_rate_stable, p99_ms_canary, p99_ms_stable, p99_bound_ms,
+    prediction_psi, requests_canary, requests_stable."""
+
+
+@dataclasses.dataclass
+class RolloutResult:
+    target: str
+    model_name: str
+    mode: str
+    candidate_version: str
+    stable_version: str | None
+    outcome: str
+    reason: str
+    steps: list[StepDecision] = dataclasses.field(default_factory=list)
+
+    @property
+    def succeeded(self) -> bool:
+        return self.outcome in (FIRST_DEPLOY, UNCHANGED, PROMOTED, SHADOW_PASSED)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self) | {"succeeded": self.succeeded}
+
+
+class Target(Protocol):
+    """Where models are served. Every method is idempotent: calling it again with the same
+    arguments leaves the serving state as it is."""
+
+    name: str
+
+    def live(self) -> LiveState: ...
+
+    def deploy(self, model: ModelRef) -> None:
+        """Serve `model` to 100% of traffic with no canary (first deploy)."""
+
+    def set_canary(self, model: ModelRef, percent: int) -> None:
+        """Serve `model` to `percent`% of traffic beside the stable version."""
+
+    def promote(self, model: ModelRef) -> None:
+        """The canary takes 100% of traffic and replaces the stable version."""
+
+    def rollback(self) -> None:
+        """The stable version takes 100% again; the canary gets no traffic and is removed."""
+
+    def start_shadow(self, model: ModelRef) -> None:
+        """`model` receives a mirror of the traffic; its answers are logged, never returned."""
+
+    def stop_shadow(self) -> None: ...
+
+
+# observe(percent) → figures for the stable version and the candidate over one window.
+Observer = Callable[[int], tuple[VersionStats, VersionStats]]
+Analyse = Callable[[int, VersionStats, VersionStats, RolloutPolicy], StepDecision]
+
+
+def rollout(target: Target, candidate: ModelRef, policy: RolloutPolicy, observe: Observer,
+            analyse: Analyse, progress: Callable[[str], None] = log.info) -> RolloutResult:
+    """Take `candidate` live on `target` under `policy`; see the module docstring."""
+    live = target.live()
+    stable = live.stable
+
+    def result(outcome: str, reason: str, steps: list[StepDecision] | None = None) -> RolloutResult:
+        progress(f"{target.name}: {outcome}: {reason}")
+        return RolloutResult(target=target.name, model_name=candidate.model_name, mode=policy.mode,
+                             candidate_version=candidate.version,
+                             stable_version=stable.version if stable else None,
+                             outcome=outcome, reason=reason, steps=steps or [])
+
+    if stable is None:
+        target.deploy(candidate)
+        return result(FIRST_DEPLOY, f"nothing was live: {candidate.version} serves 100% of traffic")
+    if stable.version == candidate.version:
+        if live.canary is not None:  # a half-finished rollout of another version: end it safely
+            target.rollback()
+            return result(UNCHANGED, f"{candidate.version} is already stable; the canary "
+                                     f"{live.canary.version} was rolled back")
+        return result(UNCHANGED, f"{candidate.version} is already live at 100%")
+
+    steps: list[StepDecision] = []
+    if policy.mode == SHADOW:
+        target.start_shadow(candidate)
+        try:
+            decision = analyse(0, *observe(0), policy)
+        finally:
+            target.stop_shadow()
+        steps.append(decision)
+        if decision.passed:
+            return result(SHADOW_PASSED, "shadow analysis passed; the stable version still serves 100%", steps)
+        return result(SHADOW_FAILED, "; ".join(decision.reasons), steps)
+
+    for percent in policy.steps:
+        if percent == 100:
+            break
+        target.set_canary(candidate, percent)
+        decision = analyse(percent, *observe(percent), policy)
+        steps.append(decision)
+        progress(f"{target.name}: canary {candidate.version} at {percent}%: "
+                 f"{'pass' if decision.passed else 'BREACH: ' + '; '.join(decision.reasons)}")
+        if not decision.passed:
+            target.rollback()
+            return result(ROLLED_BACK, f"at {percent}%: " + "; ".join(decision.reasons), steps)
+    target.promote(candidate)
+    return result(PROMOTED, f"every step passed; {candidate.version} replaced {stable.version}", steps)
