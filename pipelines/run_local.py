@@ -155,6 +155,8 @@ def print_summary(summary: dict, path: str) -> None:
         print(f"model: {summary['model_uri']}\nlineage: {summary['lineage']}")
     if summary.get("timings_s"):
         print("seconds per task: " + ", ".join(f"{k}={v}" for k, v in summary["timings_s"].items()))
+    for key, report in (summary.get("reports") or {}).items():
+        print(f"report {key}: {report}")
     print(f"summary: {path}")
     print(line)
 
@@ -164,6 +166,7 @@ def run(config: PipelineConfig, out_dir: str) -> dict:
     from kfp import local
 
     from components.push.push import code_version
+    from pipelines.reports import find_reports
     from pipelines.training_pipeline import local_training_pipeline
 
     out_dir = os.path.abspath(out_dir)
@@ -180,7 +183,9 @@ def run(config: PipelineConfig, out_dir: str) -> dict:
     except Exception as exc:  # kfp.local raises for some failures even with raise_on_error=False
         error = f"{type(exc).__name__}: {exc}"
     new_runs = sorted(_run_dirs(pipeline_root) - before, key=os.path.getmtime)
-    summary = summarize(new_runs[-1] if new_runs else None, config, started, error)
+    run_dir = new_runs[-1] if new_runs else None
+    summary = summarize(run_dir, config, started, error)
+    summary["reports"] = {r.key: r.path for r in find_reports(run_dir, local_training_pipeline)} if run_dir else {}
     summary["wall_seconds"] = round(time.time() - started, 2)
     path = os.path.join(out_dir, "run_summary.json")
     fio.write_json_atomic(path, summary)
