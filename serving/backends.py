@@ -164,9 +164,9 @@ class OnnxBackend:
         return np.asarray(self._session.run([self.output], feeds)[0], np.float64).reshape(-1)
 
 
-def load_backend(version_dir: str, backend: str, model_info: dict):
+def load_backend(version_dir: str, backend: str, model_info: dict, onnx_threads: int = 1):
     if backend == "savedmodel":
         return SavedModelBackend(version_dir, model_info)
     if backend == "onnx":
-        return OnnxBackend(version_dir, model_info)
+        return OnnxBackend(version_dir, model_info, threads=onnx_threads)
     raise ModelLoadError(f"unknown backend {backend!r}; choose one of {BACKENDS}")

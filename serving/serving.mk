@@ -8,10 +8,10 @@ SERVING_LOCK := serving.lock
 SERVE_REGISTRY ?= $(OUT)/registry
 SERVE_MODEL ?= model
 SERVE_PORT ?= 8080
-SERVE_BACKEND ?= savedmodel
+SERVE_BACKEND ?= onnx
 SERVE_ARGS ?=
 
-.PHONY: setup-serving lock-serving serve test-serving
+.PHONY: setup-serving lock-serving serve test-serving bench-serving
 
 $(SERVING_VENV)/.installed: $(SERVING_LOCK) | $(UV)
 	$(UV) venv --seed --allow-existing --python 3.11 $(SERVING_VENV)
@@ -34,3 +34,12 @@ serve: setup-serving
 
 test-serving: setup-serving
 	$(SERVING_PY) -m pytest serving/tests $(PYTEST_ARGS)
+
+# Server rps and p50/p99 at concurrency 1/8/32 against in-process inference, SavedModel vs ONNX
+# (tests/benchmarks/bench_serving.py, ~4 min); a stand-in model when there is no champion.
+bench-serving: setup-serving
+	$(SERVING_PY) tests/benchmarks/bench_serving.py --registry $(SERVE_REGISTRY) --model $(SERVE_MODEL) \
+	  --out out/bench/bench_serving.json
+
+# `make bench` runs bench_serving.py too (tests/benchmarks/run_all.py), with the serving env.
+bench: setup-serving

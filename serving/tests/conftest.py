@@ -105,7 +105,8 @@ def registry(tmp_path_factory) -> dict:
 def server(registry, tmp_path_factory) -> Server:
     """The SavedModel backend on the registry root (the champion is resolved from CHAMPION.json).
     One server for the session: start-up (kserve + TensorFlow imports) is most of the suite's time."""
-    started = Server(str(registry["model_root"]), tmp_path_factory.mktemp("server"), "savedmodel")
+    started = Server(str(registry["model_root"]), tmp_path_factory.mktemp("server"), "savedmodel",
+                     "--backend=savedmodel")
     try:
         yield started.wait_ready()
     finally:

@@ -209,8 +209,9 @@ def test_metadata_and_health(server, registry):
 def test_onnx_backend_equals_saved_model(registry, hmda_rows, expected):
     """The ONNX Runtime backend, in-process (a second server would double the suite's start-up):
     the same request parsing and model path the HTTP endpoints call."""
-    model = RawFeatureModel(MODEL, str(registry["version_dir"]), backend="onnx")
+    model = RawFeatureModel(MODEL, str(registry["version_dir"]))  # ONNX is the default backend
     assert model.load() and model.backend_name == "onnx"
+    assert model._backend._session.get_session_options().intra_op_num_threads == 1
     assert model.version == registry["version"]  # from lineage.json in the version directory
     v1 = asyncio.run(model.predict({"instances": hmda_rows}))
     np.testing.assert_allclose(v1["predictions"], expected, rtol=0, atol=1e-5)

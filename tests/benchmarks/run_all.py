@@ -2,7 +2,9 @@
 
 - the local pipeline on the default dataset (AER/HMDA): wall time and seconds per component;
 - TFDV statistics throughput on nycflights13/flights against pandas describe() (bench_tfdv_stats.py);
-- TFMA with 3 slicing specs on 20k rows: DirectRunner defaults against our settings (bench_tfma.py).
+- TFMA with 3 slicing specs on 20k rows: DirectRunner defaults against our settings (bench_tfma.py);
+- the KServe model server (rps, p50/p99 at concurrency 1/8/32) against the model's in-process
+  inference, SavedModel vs ONNX Runtime (bench_serving.py, run with the serving env's python).
 Each comparison is a ratio of two runs on the same machine in the same session.
 """
 
@@ -18,6 +20,9 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
+# kserve and onnxruntime live only in the serving env (make setup-serving), not in .venv.
+SERVING_PYTHON = ROOT / ".venv-serving" / "bin" / "python"
+BENCHMARKS = ["pipeline", "bench_tfdv_stats", "bench_tfma", "bench_serving"]
 
 
 def _run(command: list[str], log_path: Path) -> float:
@@ -45,22 +50,41 @@ def bench_pipeline(out: Path) -> dict:
     }
 
 
-def bench_script(name: str, out: Path) -> dict:
+def bench_script(name: str, out: Path, extra: list[str] | None = None) -> dict:
     result_path = out / f"{name}.json"
-    _run([sys.executable, str(HERE / f"{name}.py"), "--out", str(result_path)], out / f"{name}.log")
+    python = sys.executable
+    if name == "bench_serving":
+        if not SERVING_PYTHON.exists():
+            raise SystemExit(f"{SERVING_PYTHON} missing: run 'make setup-serving' first")
+        python = str(SERVING_PYTHON)
+    _run([python, str(HERE / f"{name}.py"), "--out", str(result_path), *(extra or [])], out / f"{name}.log")
     return json.loads(result_path.read_text())
+
+
+def serving_args(out: Path) -> list[str]:
+    """bench_serving's default is `make run`'s champion; without one, the model this run's
+    pipeline benchmark pushed (else bench_serving falls back to a stand-in and says so)."""
+    pushed = out / "pipeline_run" / "registry"
+    if not (ROOT / "out" / "run" / "registry" / "model" / "CHAMPION.json").exists() and \
+            (pushed / "model" / "CHAMPION.json").exists():
+        return ["--registry", str(pushed)]
+    return []
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", type=Path, default=ROOT / "out" / "bench")
-    parser.add_argument("--only", choices=["pipeline", "bench_tfdv_stats", "bench_tfma"], action="append")
+    parser.add_argument("--only", choices=BENCHMARKS, action="append")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    wanted = args.only or ["pipeline", "bench_tfdv_stats", "bench_tfma"]
+    wanted = args.only or BENCHMARKS
     results = {"machine": {"cpus": os.cpu_count()}}
     for name in wanted:
-        results[name] = bench_pipeline(args.out) if name == "pipeline" else bench_script(name, args.out)
+        if name == "pipeline":
+            results[name] = bench_pipeline(args.out)
+        else:
+            extra = serving_args(args.out) if name == "bench_serving" else None
+            results[name] = bench_script(name, args.out, extra)
         print(json.dumps({name: results[name]}, indent=2), flush=True)
     (args.out / "summary.json").write_text(json.dumps(results, indent=2) + "\n")
     print(f"wrote {args.out / 'summary.json'}")
