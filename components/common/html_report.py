@@ -12,6 +12,7 @@ render the same in the Kubeflow UI's sandboxed iframe, in a notebook and from a 
 from __future__ import annotations
 
 import html as _html
+import math
 from collections.abc import Iterable, Mapping, Sequence
 
 CSS = """
@@ -25,7 +26,16 @@ padding:4px 8px;text-align:left}th{background:#f6f8fa}td.num{text-align:right;fo
 .ok{background:#dafbe1;color:#116329}.warn{background:#fff8c5;color:#7d4e00}.bad{background:#ffebe9;color:#a40e26}
 .grid{display:flex;flex-wrap:wrap;gap:16px}.grid>div{flex:1 1 320px}
 svg text{font-size:11px;fill:#1f2328}
+.callout{border-left:4px solid #d0d7de;padding:8px 12px;margin:8px 0 12px;background:#f6f8fa}
+.callout.ok{border-color:#2da44e;background:#dafbe1;color:#1f2328}
+.callout.warn{border-color:#bf8700;background:#fff8c5;color:#1f2328}
+.callout.bad{border-color:#cf222e;background:#ffebe9;color:#1f2328}
+.legend{display:inline-block;width:10px;height:10px;margin:0 4px 0 10px;vertical-align:middle}
+th.group{text-align:center}td .badge{white-space:nowrap}
 """
+
+# Series colours (train/candidate first, eval/champion second); colour-blind safe blue/orange first.
+PALETTE = ("#0969da", "#e16f24", "#8250df", "#1a7f37", "#bf3989", "#57606a")
 
 STATUS_CLASSES = {"ok": "ok", "pass": "ok", "passed": "ok", "blessed": "ok", "promoted": "ok",
                   "warn": "warn", "warning": "warn",
@@ -97,9 +107,105 @@ def bar_chart(values: Mapping[str, float | None], bound: float | None = None, bo
         x = label_width + bound * scale
         parts.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="0" y2="{height - 16}" stroke="#1f2328" '
                      'stroke-dasharray="4 3"/>')
-        parts.append(f'<text x="{x + 3:.1f}" y="{height - 4}">{escape(bound_label)} {escape(fmt(bound))}</text>')
+        # label left of the line when the line is in the right half, so it is never cut off
+        anchor = f'x="{x - 3:.1f}" text-anchor="end"' if x > width / 2 else f'x="{x + 3:.1f}"'
+        parts.append(f'<text {anchor} y="{height - 4}">{escape(bound_label)} {escape(fmt(bound))}</text>')
     parts.append("</svg>")
     return "".join(parts)
+
+
+def grouped_table(groups: Sequence[tuple[str, Sequence[str]]], rows: Iterable[Sequence[object]],
+                  raw_html_columns: Iterable[int] = ()) -> str:
+    """A table with two header rows: ("mean", ["train", "eval"]) spans two columns; a group
+    with no sub-headers is one column spanning both rows. Cells as in `table`."""
+    top, sub = [], []
+    for title, children in groups:
+        if children:
+            top.append(f'<th class="group" colspan="{len(children)}">{escape(title)}</th>')
+            sub.extend(f"<th>{escape(c)}</th>" for c in children)
+        else:
+            top.append(f'<th rowspan="2">{escape(title)}</th>')
+    head = f"<tr>{''.join(top)}</tr><tr>{''.join(sub)}</tr>"
+    body = table([], rows, raw_html_columns)
+    body = body[body.index("<tbody>"):body.index("</table>")]
+    return f"<table><thead>{head}</thead>{body}</table>"
+
+
+def histogram_pair(series: Mapping[str, Sequence[tuple[float, float, float]]], width: int = 180,
+                   panel_height: int = 24) -> str:
+    """Small stacked histograms, one panel per series on a shared x range.
+
+    Each series is [(low, high, count)] (TFDV's histogram buckets); bar heights are each series'
+    fraction per unit of x, scaled together, so panels compare shapes, not row counts.
+    """
+    clean = {}
+    for name, buckets in series.items():
+        rows = [(float(lo), float(hi), float(n)) for lo, hi, n in buckets
+                if math.isfinite(lo) and math.isfinite(hi) and hi >= lo and n >= 0]
+        if rows and sum(n for _, _, n in rows) > 0:
+            clean[name] = rows
+    if not clean:
+        return ""
+    lo = min(b[0] for rows in clean.values() for b in rows)
+    hi = max(b[1] for rows in clean.values() for b in rows)
+    span = (hi - lo) or 1.0
+    label_width = 34
+    plot = width - label_width
+
+    def density(rows):
+        total = sum(n for _, _, n in rows)
+        # a point mass (low == high) gets the width of one pixel of the shared range
+        return [(a, b, n / total / max(b - a, span / plot)) for a, b, n in rows]
+
+    dens = {name: density(rows) for name, rows in clean.items()}
+    top = max(d for rows in dens.values() for _, _, d in rows) or 1.0
+    height = len(dens) * (panel_height + 4) + 12
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img">']
+    for i, (name, rows) in enumerate(dens.items()):
+        y0 = i * (panel_height + 4)
+        colour = PALETTE[i % len(PALETTE)]
+        parts.append(f'<text x="0" y="{y0 + panel_height - 6}">{escape(name)[:6]}</text>')
+        parts.append(f'<line x1="{label_width}" x2="{width}" y1="{y0 + panel_height}" '
+                     f'y2="{y0 + panel_height}" stroke="#d0d7de"/>')
+        for a, b, d in rows:
+            x = label_width + (a - lo) / span * plot
+            w = max((b - a) / span * plot, 1.0)
+            h = d / top * panel_height
+            parts.append(f'<rect x="{x:.1f}" y="{y0 + panel_height - h:.1f}" width="{w:.1f}" '
+                         f'height="{h:.1f}" fill="{colour}" fill-opacity="0.75"/>')
+    parts.append(f'<text x="{label_width}" y="{height - 1}">{lo:.4g}</text>')
+    parts.append(f'<text x="{width}" y="{height - 1}" text-anchor="end">{hi:.4g}</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def roc_chart(curves: Mapping[str, Sequence[tuple[float, float]]], size: int = 300) -> str:
+    """ROC curves [(fpr, tpr)] on the unit square, one colour per curve, chance diagonal dashed."""
+    pad, legend = 32, 16 * len(curves)
+    side = size - pad - 8
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{size}" height="{size + legend}" role="img">',
+             f'<rect x="{pad}" y="8" width="{side}" height="{side}" fill="none" stroke="#d0d7de"/>',
+             f'<line x1="{pad}" y1="{8 + side}" x2="{pad + side}" y2="8" stroke="#8c959f" '
+             'stroke-dasharray="4 3"/>',
+             f'<text x="{pad + side / 2:.0f}" y="{side + 30}" text-anchor="middle">false positive rate</text>',
+             f'<text x="10" y="{8 + side / 2:.0f}" transform="rotate(-90 10 {8 + side / 2:.0f})" '
+             'text-anchor="middle">true positive rate</text>']
+    for i, (name, points) in enumerate(curves.items()):
+        colour = PALETTE[i % len(PALETTE)]
+        ordered = sorted((float(x), float(y)) for x, y in points)
+        path = " ".join(f"{pad + x * side:.1f},{8 + (1 - y) * side:.1f}" for x, y in ordered)
+        parts.append(f'<polyline points="{path}" fill="none" stroke="{colour}" stroke-width="2"/>')
+        y = size + 12 + 16 * i
+        parts.append(f'<rect x="{pad}" y="{y - 9}" width="10" height="10" fill="{colour}"/>')
+        parts.append(f'<text x="{pad + 16}" y="{y}">{escape(name)}</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def callout(status: str, *body: str) -> str:
+    """A coloured box (status as for `badge`) around already-built HTML."""
+    css = STATUS_CLASSES.get(status.lower(), "warn")
+    return f'<div class="callout {css}">{"".join(body)}</div>'
 
 
 def section(title: str, *body: str) -> str:

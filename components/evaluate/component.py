@@ -1,7 +1,18 @@
 """KFP interface of evaluate; the work is in evaluate.py."""
 
 from kfp import dsl
-from kfp.dsl import Artifact, ClassificationMetrics, Dataset, Input, Markdown, Metrics, Model, Output
+from kfp.dsl import (
+    HTML,
+    Artifact,
+    ClassificationMetrics,
+    Dataset,
+    Input,
+    Markdown,
+    Metrics,
+    Model,
+    Output,
+    SlicedClassificationMetrics,
+)
 
 from components.common.images import PIPELINE_IMAGE
 
@@ -26,12 +37,21 @@ def evaluate(
     eval_metrics: Output[Metrics],
     fairness_report: Output[Markdown],
     classification_metrics: Output[ClassificationMetrics],
+    fairness_html: Output[HTML],
+    sliced_metrics: Output[SlicedClassificationMetrics],
 ):
     """TFMA on the eval split vs the registry's champion → metric, regression and fairness gates."""
     import os
     import shutil
 
-    from components.evaluate.evaluate import FAIRNESS_REPORT_FILE, classification_curve
+    from components.evaluate.evaluate import (
+        FAIRNESS_HTML_FILE,
+        FAIRNESS_REPORT_FILE,
+        OVERALL,
+        classification_curves,
+        log_classification_metrics,
+        log_sliced_classification_metrics,
+    )
     from components.evaluate.evaluate import evaluate as run_evaluate
     from components.push.registry import read_champion
 
@@ -67,9 +87,10 @@ def evaluate(
     for gate in result.gates:
         blessing.metadata[f"gate_{gate.name}"] = gate.passed
     shutil.copyfile(os.path.join(blessing.path, FAIRNESS_REPORT_FILE), fairness_report.path)
+    shutil.copyfile(os.path.join(blessing.path, FAIRNESS_HTML_FILE), fairness_html.path)
+    fairness_html.metadata["blessed"] = result.blessed
 
-    curve = classification_curve(evaluation.path, decision_threshold)
-    if curve["roc"]:
-        fpr, tpr, thresholds = zip(*curve["roc"])
-        classification_metrics.log_roc_curve(list(fpr), list(tpr), list(thresholds))
-    classification_metrics.log_confusion_matrix(["0", "1"], curve["confusion_matrix"])
+    curves = classification_curves(evaluation.path, decision_threshold)
+    if OVERALL in curves:
+        log_classification_metrics(classification_metrics, curves[OVERALL])
+    log_sliced_classification_metrics(sliced_metrics, curves)

@@ -15,7 +15,8 @@ Three gates decide the blessing, each recorded with its value, threshold and a r
   listed in `skipped_slices`, never silently dropped.
 
 Outputs: TFMA's output in `evaluation_dir` (tfma.load_eval_result works on it), and
-`<blessing_dir>/blessing.json` + `<blessing_dir>/fairness_report.md`.
+`<blessing_dir>/blessing.json` + `<blessing_dir>/fairness_report.{md,html}` (the HTML page also
+carries the per-slice ROC points and confusion matrices).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ BASELINE = "baseline"
 SIGNATURE = "serving_default"
 PREDICTION_KEY = "probability"
 FAIRNESS_REPORT_FILE = "fairness_report.md"
+FAIRNESS_HTML_FILE = "fairness_report.html"
 
 GATE_METRIC_FLOOR = "metric_floor"
 GATE_NO_REGRESSION = "no_regression"
@@ -364,21 +366,15 @@ def read_tfma_validation(output_path: str) -> tuple[bool, list[str]]:
     return bool(result.validation_ok), failures
 
 
-def classification_curve(
-    output_path: str, decision_threshold: float = 0.5, model_name: str = CANDIDATE
-) -> dict[str, Any]:
-    """The candidate's overall ROC points [(fpr, tpr, threshold)] and its confusion matrix
-    [[tn, fp], [fn, tp]] at the decision threshold, from TFMA's ConfusionMatrixAtThresholds."""
-    import tensorflow_model_analysis as tfma
+OVERALL = "overall"
 
-    matrices = []
-    for record in tfma.load_metrics(output_path):
-        if record.slice_key.single_slice_keys:
-            continue
-        for kv in record.metric_keys_and_values:
-            if (kv.key.name == "confusion_matrix_at_thresholds" and not kv.key.is_diff
-                    and (kv.key.model_name or CANDIDATE) == model_name):
-                matrices = list(kv.value.confusion_matrix_at_thresholds.matrices)
+
+def slice_name(slice_key: tuple) -> str:
+    """"overall" for the whole eval split, "afam=yes" (or "a=x,b=y") for a slice."""
+    return ",".join(f"{column}={value}" for column, value in slice_key) or OVERALL
+
+
+def _curve(matrices, decision_threshold: float) -> dict[str, Any]:
     roc, confusion = [], [[0, 0], [0, 0]]
     for m in matrices:
         negatives, positives = m.true_negatives + m.false_positives, m.true_positives + m.false_negatives
@@ -392,6 +388,66 @@ def classification_curve(
             [int(decision.false_negatives), int(decision.true_positives)],
         ]
     return {"roc": roc, "confusion_matrix": confusion}
+
+
+def classification_curves(
+    output_path: str, decision_threshold: float = 0.5, model_name: str = CANDIDATE
+) -> dict[str, dict[str, Any]]:
+    """Per slice ("overall", "afam=yes", ...): the model's ROC points [(fpr, tpr, threshold)] and
+    its confusion matrix [[tn, fp], [fn, tp]] at the decision threshold, from TFMA's
+    ConfusionMatrixAtThresholds. Overall first, then slices in name order."""
+    import tensorflow_model_analysis as tfma
+    from tensorflow_model_analysis.slicer import slicer_lib
+
+    curves: dict[str, dict[str, Any]] = {}
+    for record in tfma.load_metrics(output_path):
+        key = slicer_lib.deserialize_slice_key(record.slice_key)
+        name = slice_name(tuple((column, _slice_value(value)) for column, value in key))
+        for kv in record.metric_keys_and_values:
+            if (kv.key.name == "confusion_matrix_at_thresholds" and not kv.key.is_diff
+                    and (kv.key.model_name or CANDIDATE) == model_name):
+                curves[name] = _curve(list(kv.value.confusion_matrix_at_thresholds.matrices), decision_threshold)
+    ordered = {OVERALL: curves.pop(OVERALL)} if OVERALL in curves else {}
+    ordered.update(sorted(curves.items()))
+    return ordered
+
+
+def classification_curve(
+    output_path: str, decision_threshold: float = 0.5, model_name: str = CANDIDATE
+) -> dict[str, Any]:
+    """The model's overall ROC points and confusion matrix (see classification_curves)."""
+    curves = classification_curves(output_path, decision_threshold, model_name)
+    return curves.get(OVERALL, {"roc": [], "confusion_matrix": [[0, 0], [0, 0]]})
+
+
+CONFUSION_CATEGORIES = ["0", "1"]
+
+
+def log_classification_metrics(artifact, curve: dict[str, Any]) -> None:
+    """Fill a kfp ClassificationMetrics artifact: ROC points and the confusion matrix."""
+    if curve["roc"]:
+        fpr, tpr, thresholds = zip(*curve["roc"])
+        artifact.log_roc_curve(list(fpr), list(tpr), list(thresholds))
+    artifact.log_confusion_matrix(CONFUSION_CATEGORIES, curve["confusion_matrix"])
+
+
+def log_sliced_classification_metrics(artifact, curves: dict[str, dict[str, Any]]) -> None:
+    """Fill a kfp SlicedClassificationMetrics artifact, one ClassificationMetrics per slice.
+
+    kfp 2.13's own SlicedClassificationMetrics methods cannot do it: `_sliced_metrics` is never
+    initialised, load_roc_readings calls a ClassificationMetrics method that does not exist and
+    load_confusion_matrix calls log_confusion_matrix_cell with the wrong arguments
+    (kubeflow/pipelines#8117, #10250). So each slice is filled through ClassificationMetrics' working
+    API and stored in the schema SlicedClassificationMetrics._update_metadata writes.
+    """
+    from kfp import dsl
+
+    entries = []
+    for name, curve in curves.items():
+        per_slice = dsl.ClassificationMetrics()
+        log_classification_metrics(per_slice, curve)
+        entries.append({"slice": name, "sliceClassificationMetrics": dict(per_slice.metadata)})
+    artifact.metadata["evaluationSlices"] = entries
 
 
 # --------------------------------------------------------------------------------------------
@@ -567,6 +623,137 @@ def _count(value: Any) -> str:
     return "n/a" if value is None else str(int(value))
 
 
+# Fairness metrics where a higher value is the worse one (error rates); the others (AUC, accuracy)
+# are better when higher, so the gate's band hangs below the best slice value instead.
+HIGHER_IS_WORSE = {"false_negative_rate", "false_positive_rate"}
+_METRIC_LABELS = {
+    "auc": "AUC", "accuracy": "accuracy", "precision": "precision", "recall": "recall",
+    "false_positive_rate": "FPR", "false_negative_rate": "FNR", "calibration": "calibration",
+    "example_count": "examples", "mean_label": "mean label", "mean_prediction": "mean prediction",
+}
+_GATE_RULES = {
+    GATE_METRIC_FLOOR: "candidate AUC ≥ {t:g}",
+    GATE_NO_REGRESSION: "AUC change vs champion ≥ −{t:g}",
+    GATE_FAIRNESS: "largest {metric} gap between slice values ≤ {t:g}",
+}
+
+
+def _figure(metrics: dict[str, Any], key: str) -> float | int | None:
+    value = _finite_or_none(metrics.get(key))
+    return int(value) if key == "example_count" and value is not None else value
+
+
+def _eligible(blessing: Blessing, column: str, fairness_metric: str) -> dict[str, float]:
+    skipped = {(s["column"], s["value"]) for s in blessing.skipped_slices}
+    values = {v: _finite_or_none(x.get(fairness_metric)) for v, x in blessing.slices.get(column, {}).items()
+              if (column, v) not in skipped}
+    return {v: x for v, x in sorted(values.items()) if x is not None}
+
+
+def fairness_html(
+    blessing: Blessing, slice_columns: list[str], fairness_metric: str, fairness_max_gap: float,
+    min_slice_examples: int, decision_threshold: float,
+    curves: dict[str, dict[str, Any]] | None = None,
+    baseline_curve: dict[str, Any] | None = None,
+) -> str:
+    """A self-contained page: the verdict, each gate, overall metrics (vs the champion), the
+    fairness metric per slice value as bars against the gate's band, counts and metrics per slice,
+    and per-slice ROC curves and confusion matrices (the figures of the SlicedClassificationMetrics
+    output, which the KFP UI does not render)."""
+    from components.common import html_report as hr
+
+    curves = curves or {}
+    label = _METRIC_LABELS.get(fairness_metric, fairness_metric)
+    verdict = "blessed" if blessing.blessed else "not_blessed"
+    failed = [g.name for g in blessing.gates if not g.passed]
+    sections = [hr.section("Verdict", hr.callout(
+        verdict,
+        f"<strong>{hr.badge(verdict, 'BLESSED' if blessing.blessed else 'NOT BLESSED')} ",
+        hr.escape("all gates passed" if not failed else "failed gates: " + ", ".join(failed)),
+        "</strong>",
+    ))]
+
+    rows = []
+    for gate in blessing.gates:
+        rule = _GATE_RULES.get(gate.name, "{t:g}").format(t=gate.threshold, metric=label)
+        rows.append([gate.name, hr.badge("pass" if gate.passed else "fail", "PASS" if gate.passed else "FAIL"),
+                     _finite_or_none(gate.value), rule, gate.detail])
+    sections.append(hr.section("Gates", hr.table(["gate", "status", "value", "rule", "detail"], rows,
+                                                 raw_html_columns=[1])))
+
+    shown = ["auc", "accuracy", "precision", "recall", "false_positive_rate", "false_negative_rate",
+             "calibration", "example_count"]
+    if blessing.baseline_metrics is not None:
+        champion = f"champion {blessing.baseline_version or ''}".strip()
+        rows = []
+        for key in shown:
+            new, old = _figure(blessing.metrics, key), _figure(blessing.baseline_metrics, key)
+            change = None if new is None or old is None else new - old
+            rows.append([_METRIC_LABELS[key], new, old, None if change is None else f"{change:+.4f}"])
+        overall = hr.table(["metric", "candidate", champion, "change"], rows)
+    else:
+        overall = hr.table(["metric", "candidate"], [[_METRIC_LABELS[k], _figure(blessing.metrics, k)] for k in shown])
+        overall += hr.paragraph("No champion in the registry: nothing to compare against.")
+    sections.append(hr.section(f"Overall metrics at decision threshold {decision_threshold:g}", overall))
+
+    skipped = {(s["column"], s["value"]): s for s in blessing.skipped_slices}
+    for column in slice_columns:
+        values = blessing.slices.get(column, {})
+        eligible = _eligible(blessing, column, fairness_metric)
+        body = []
+        if len(eligible) >= 2:
+            gap = max(eligible.values()) - min(eligible.values())
+            ok = gap <= fairness_max_gap
+            heading = f"Slice {column}: {label} gap {gap:.4f} {'≤' if ok else '>'} {fairness_max_gap:g}"
+            worse_up = fairness_metric in HIGHER_IS_WORSE
+            # The gate bounds the gap; drawn as a line: no bar may pass best value ± max gap.
+            bound = (min(eligible.values()) + fairness_max_gap if worse_up
+                     else max(eligible.values()) - fairness_max_gap)
+            body.append(hr.callout("ok" if ok else "fail", hr.escape(
+                f"{label} per {column} value; the dashed line is the best value "
+                f"{'+' if worse_up else '−'} the allowed gap {fairness_max_gap:g}: a bar past it fails the gate.")))
+            body.append(hr.bar_chart({f"{column}={v}": x for v, x in eligible.items()}, bound=bound,
+                                     bound_label=f"bound {'min +' if worse_up else 'max −'} {fairness_max_gap:g} =",
+                                     higher_is_worse=worse_up))
+        else:
+            heading = f"Slice {column}: gap not computed"
+            body.append(hr.callout("warn", hr.escape(
+                f"Fewer than 2 values of {column} have >= {min_slice_examples} examples and a defined "
+                f"{label}: the fairness gate does not compare them.")))
+        rows = []
+        for value, x in sorted(values.items()):
+            note = skipped.get((column, value))
+            rows.append([f"{column}={value}", _figure(x, "example_count"),
+                         *[_finite_or_none(x.get(k)) for k in ("auc", "false_positive_rate", "false_negative_rate",
+                                                                 "accuracy", "precision", "recall")],
+                         hr.badge("warn", "skipped: " + note["reason"]) if note else hr.badge("ok", "in gate")])
+        body.append(hr.table(["slice", "n", "AUC", "FPR", "FNR", "accuracy", "precision", "recall", "fairness gate"],
+                             rows, raw_html_columns=[8]))
+        sections.append(hr.section(heading, *body))
+
+    if curves:
+        roc = {name: [(f, t) for f, t, _ in c["roc"]] for name, c in curves.items() if c["roc"]}
+        if baseline_curve and baseline_curve.get("roc"):
+            roc[f"champion {blessing.baseline_version or ''} (overall)".replace("  ", " ")] = [
+                (f, t) for f, t, _ in baseline_curve["roc"]]
+        rows = []
+        for name, c in curves.items():
+            (tn, fp), (fn, tp) = c["confusion_matrix"]
+            rows.append([name, tn + fp + fn + tp, tn, fp, fn, tp,
+                         fp / (fp + tn) if fp + tn else None, tp / (tp + fn) if tp + fn else None])
+        sections.append(hr.section(
+            "ROC curve and confusion matrix per slice",
+            hr.paragraph(f"Confusion matrices at the decision threshold {decision_threshold:g} "
+                         "(label 1 = positive); the same figures are in the sliced_metrics output."),
+            '<div class="grid"><div>',
+            hr.table(["slice", "n", "TN", "FP", "FN", "TP", "FPR", "TPR"], rows),
+            "</div><div>", hr.roc_chart(roc), "</div></div>",
+        ))
+    subtitle = (f"TFMA on the eval split; fairness metric {fairness_metric}, max gap {fairness_max_gap:g} "
+                f"over slice values with ≥ {min_slice_examples} examples")
+    return hr.page("Model evaluation and fairness", sections, subtitle=subtitle)
+
+
 # --------------------------------------------------------------------------------------------
 # Entry point
 
@@ -642,7 +829,7 @@ def bless(
     min_slice_examples: int = 20,
     evaluation_seconds: float = 0.0,
 ) -> Blessing:
-    """Apply the gates to a TFMA output directory; write blessing.json and fairness_report.md.
+    """Apply the gates to a TFMA output directory; write blessing.json and fairness_report.{md,html}.
 
     The AUC thresholds TFMA validated are fixed when TFMA runs; the fairness bound and slice
     minimum apply here, so a stricter fairness policy can be re-checked without re-running TFMA.
@@ -682,6 +869,13 @@ def bless(
     fio.write_text_atomic(
         fio.join(blessing_dir, FAIRNESS_REPORT_FILE),
         fairness_report(blessing, slices, fairness_metric, fairness_max_gap, min_slice_examples, decision_threshold),
+    )
+    curves = classification_curves(evaluation_dir, decision_threshold)
+    baseline_curve = classification_curve(evaluation_dir, decision_threshold, BASELINE) if has_baseline else None
+    fio.write_text_atomic(
+        fio.join(blessing_dir, FAIRNESS_HTML_FILE),
+        fairness_html(blessing, slices, fairness_metric, fairness_max_gap, min_slice_examples,
+                      decision_threshold, curves, baseline_curve),
     )
     for gate in gates:
         log.info("gate %s: %s (%s)", gate.name, "pass" if gate.passed else "FAIL", gate.detail)

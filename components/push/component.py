@@ -20,14 +20,19 @@ def push(
     pushed_model: Output[Model],
     push_report: Output[Markdown],
 ):
-    """Publish the model to the registry if and only if it is blessed (TFX Pusher semantics)."""
+    """Publish the model to the registry if and only if it is blessed (TFX Pusher semantics).
+
+    push_report: Markdown for the KFP UI: blessed or rejected and why (each gate with its figures),
+    the metrics against the champion and the lineage of the model now in the registry.
+    """
     import dataclasses
     import json
     import os
 
+    from components.common import names
     from components.common.failures import failure_report
     from components.push.push import push as run_push
-    from components.push.push import read_blessing, report_markdown
+    from components.push.push import read_blessing, read_lineage, report_markdown
 
     os.makedirs(pushed_model.path, exist_ok=True)
     with failure_report(pushed_model.path):
@@ -42,8 +47,8 @@ def push(
             model_name=model_name,
             code=code_version,
         )
-        with open(os.path.join(pushed_model.path, "push_result.json"), "w") as f:
+        with open(os.path.join(pushed_model.path, names.PUSH_RESULT_FILE), "w") as f:
             json.dump(dataclasses.asdict(result), f, indent=2)
         with open(push_report.path, "w") as f:
-            f.write(report_markdown(result, read_blessing(blessing.path)))
+            f.write(report_markdown(result, read_blessing(blessing.path), read_lineage(result)))
     pushed_model.metadata.update({k: v for k, v in dataclasses.asdict(result).items() if v is not None})

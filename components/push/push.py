@@ -234,17 +234,114 @@ def push(
     )
 
 
-def report_markdown(result: PushResult, blessing: dict) -> str:
-    lines = [f"## Push: {'published ' + result.version if result.pushed else 'nothing published'}", ""]
-    lines.append(f"**Why:** {result.reason}")
-    lines += ["", "| gate | passed | value | threshold | detail |", "|---|---|---|---|---|"]
-    for gate in blessing.get("gates", []):
-        value = gate.get("value")
-        lines.append(
-            f"| {gate['name']} | {'yes' if gate.get('passed') else 'NO'} | "
-            f"{'n/a' if value is None else f'{value:.4f}'} | {gate.get('threshold')} | {gate.get('detail', '')} |"
-        )
+GATE_RULES = {  # what each gate of components/evaluate demands, for readers of the summary
+    "metric_floor": "candidate AUC >= {t:g}",
+    "no_regression": "AUC change vs champion >= -{t:g}",
+    "fairness": "largest slice gap <= {t:g}",
+}
+SUMMARY_METRICS = ("auc", "accuracy", "precision", "recall", "false_positive_rate", "false_negative_rate",
+                   "calibration", "example_count")
+
+
+def _md(value: object) -> str:
+    """A table cell: pipes escaped, newlines flattened, None as n/a, floats to 4 places."""
+    if value is None:
+        return "n/a"
+    if isinstance(value, float):
+        value = f"{value:.4f}"
+    return str(value).replace("|", "\\|").replace("\n", " ")
+
+
+def _verdict(result: PushResult, blessing: dict) -> str:
     if result.pushed:
+        return f"BLESSED, published `{result.version}`"
+    if blessing.get("blessed"):
+        return "BLESSED, nothing new published"
+    return "REJECTED, nothing published"
+
+
+def report_markdown(result: PushResult, blessing: dict, lineage: dict | None = None) -> str:
+    """The push summary the KFP UI shows: verdict and why, each gate with its figures, the metrics
+    against the champion, and the lineage of the model now in the registry (when there is one)."""
+    lines = [f"# Push: {_verdict(result, blessing)}", "", f"**Why:** {result.reason}", "", "## Gates", "",
+             "| gate | result | value | rule | detail |", "|---|---|---|---|---|"]
+    for gate in blessing.get("gates", []):
+        threshold = gate.get("threshold")
+        rule = GATE_RULES.get(gate["name"], "threshold {t:g}").format(t=threshold) if threshold is not None else "n/a"
+        lines.append(f"| {_md(gate['name'])} | {'PASS' if gate.get('passed') else '**FAIL**'} | "
+                     f"{_md(gate.get('value'))} | {_md(rule)} | {_md(gate.get('detail', ''))} |")
+
+    metrics, baseline = blessing.get("metrics") or {}, blessing.get("baseline_metrics")
+    if metrics:
+        champion = f"champion {blessing.get('baseline_version') or ''}".strip()
+        lines += ["", "## Metrics on the eval split", ""]
+        if baseline:
+            lines += [f"| metric | candidate | {_md(champion)} | change |", "|---|---|---|---|"]
+        else:
+            lines += ["| metric | candidate |", "|---|---|"]
+        for key in SUMMARY_METRICS:
+            value = metrics.get(key)
+            if key == "example_count" and value is not None:
+                value = int(value)
+            row = f"| {key} | {_md(value)} |"
+            if baseline:
+                old = baseline.get(key)
+                change = None if value is None or old is None else f"{value - old:+.4f}"
+                row += f" {_md(int(old) if key == 'example_count' and old is not None else old)} | {_md(change)} |"
+            lines.append(row)
+        if not baseline:
+            lines += ["", "No champion was in the registry: nothing to compare against."]
+
+    if lineage:
+        lines += lineage_markdown(lineage, result)
+    elif result.pushed:
         lines += ["", f"Model: `{result.model_uri}`", f"Lineage: `{result.lineage_uri}`",
-                  f"Previous champion: {result.previous_champion or 'none'}"]
+                  f"Parent champion: {result.previous_champion or 'none (first push)'}"]
     return "\n".join(lines) + "\n"
+
+
+def _split_order(split: str) -> tuple:
+    return (names.SPLITS.index(split) if split in names.SPLITS else len(names.SPLITS), split)
+
+
+def lineage_markdown(lineage: dict, result: PushResult) -> list[str]:
+    """The lineage record of a registry version as Markdown lines (a heading and two tables)."""
+    data = lineage.get("data") or {}
+    rows = data.get("row_counts") or {}
+    environment_ = lineage.get("environment") or {}
+    hashes = lineage.get("artifacts_sha256") or {}
+    training = lineage.get("training") or {}
+    parent = lineage.get("previous_champion")
+    heading = "Lineage of the pushed model" if result.pushed else "Lineage of the champion"
+    facts = [
+        ("model version", f"`{lineage.get('model_version')}`"),
+        ("registry path", f"`{result.model_uri}`" if result.model_uri else None),
+        ("parent champion", f"`{parent}`" if parent else "none (first push)"),
+        ("created at", lineage.get("created_at")),
+        ("code version", f"`{lineage.get('code_version')}`"),
+        ("data source", data.get("source")),
+        ("eval data source", data.get("eval_source") or "split of the data source"),
+        ("data sha256", f"`{data.get('sha256')}`" if data.get("sha256") else None),
+        ("rows", ", ".join(f"{k} {rows[k]}" for k in sorted(rows, key=_split_order)) or None),
+        ("label", f"{data.get('label')} ({data.get('label_meaning')})" if data.get("label_meaning")
+         else data.get("label")),
+        ("schema sha256", f"`{lineage.get('schema_sha256')}`" if lineage.get("schema_sha256") else None),
+        *[(f"{name} sha256", f"`{digest}`") for name, digest in sorted(hashes.items())],
+        *[(f"training: {k}", v) for k, v in sorted(training.items()) if not isinstance(v, (dict, list))],
+        ("python", environment_.get("python")),
+        ("lineage record", f"`{result.lineage_uri}`" if result.lineage_uri else None),
+    ]
+    lines = ["", f"## {heading}", "", "| field | value |", "|---|---|"]
+    lines += [f"| {name} | {_md(value)} |" for name, value in facts if value not in (None, "")]
+    packages = environment_.get("packages") or {}
+    if packages:
+        lines += ["", "### Package versions", "", "| package | version |", "|---|---|"]
+        lines += [f"| {name} | {_md(version)} |" for name, version in sorted(packages.items())]
+    return lines
+
+
+def read_lineage(result: PushResult) -> dict | None:
+    """The lineage record the result points at (a pushed model, or the unchanged champion)."""
+    if result.lineage_uri and fio.exists(result.lineage_uri):
+        return fio.read_json(result.lineage_uri)
+    return None

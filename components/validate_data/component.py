@@ -1,7 +1,7 @@
 """KFP interface of validate_data; the work is in validate.py."""
 
 from kfp import dsl
-from kfp.dsl import Artifact, Dataset, Input, Markdown, Output
+from kfp.dsl import HTML, Artifact, Dataset, Input, Markdown, Output
 
 from components.common.images import PIPELINE_IMAGE
 
@@ -21,9 +21,11 @@ def validate_data(
     schema: Output[Artifact],
     anomalies: Output[Artifact],
     validation_report: Output[Markdown],
+    validation_html: Output[HTML],
 ):
     """TFDV: statistics (one Beam job), schema (curated/champion/inferred), anomalies, skew, drift."""
     from components.common import io as fio
+    from components.common import names
     from components.common.errors import DataValidationError
     from components.common.failures import failure_report
     from components.validate_data.validate import validate
@@ -46,13 +48,15 @@ def validate_data(
             raise_on_anomalies=False,  # raised below, once every output and its metadata is written
         )
         fio.write_text_atomic(validation_report.path, result.report_markdown)
+        # the page validate() wrote next to the anomalies, also when validation failed
+        fio.write_text_atomic(validation_html.path, fio.read_text(fio.join(anomalies.path, names.REPORT_HTML_FILE)))
         summary = {
             "row_counts": result.row_counts,
             "anomaly_count": len(result.anomalies),
             "schema_source": result.schema_source,
             "passed": result.passed,
         }
-        for artifact in (statistics, schema, anomalies, validation_report):
+        for artifact in (statistics, schema, anomalies, validation_report, validation_html):
             artifact.metadata.update(summary)
         if not result.passed:
             raise DataValidationError(result.report_markdown, anomalies={"anomalies": result.anomalies})

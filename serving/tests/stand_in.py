@@ -28,7 +28,7 @@ SELFEMP_OOV = 0.3  # unknown values and "__missing__"
 INT_MISSING = -(2**63)
 
 
-def build_saved_model(path: str) -> None:
+def build_saved_model(path: str, bias: float = BIAS) -> None:
     import tensorflow as tf
 
     class StandIn(tf.Module):
@@ -44,7 +44,7 @@ def build_saved_model(path: str) -> None:
             chist = tf.where(tf.equal(chist, INT_MISSING), tf.constant(CHIST_MEAN, tf.int64), chist)
             z = (W_LVRAT * (lvrat - LVRAT_MEAN) / LVRAT_STD
                  + W_CHIST * (tf.cast(chist, tf.float32) - CHIST_MEAN)
-                 + self.table.lookup(selfemp) + BIAS)
+                 + self.table.lookup(selfemp) + bias)
             return {"probability": tf.expand_dims(tf.sigmoid(z), 1)}
 
         @tf.function(input_signature=[tf.TensorSpec([None], tf.float32, name="lvrat"),
@@ -67,7 +67,7 @@ def build_saved_model(path: str) -> None:
                                                   "serving_raw": module.serving_raw})
 
 
-def build_onnx(path: str) -> None:
+def build_onnx(path: str, bias: float = BIAS) -> None:
     import onnx
     from onnx import TensorProto, helper
 
@@ -78,7 +78,7 @@ def build_onnx(path: str) -> None:
         const("lv_mean", LVRAT_MEAN, TensorProto.FLOAT), const("lv_std", LVRAT_STD, TensorProto.FLOAT),
         const("w_lv", W_LVRAT, TensorProto.FLOAT), const("ch_missing", INT_MISSING, TensorProto.INT64),
         const("ch_mean_i", CHIST_MEAN, TensorProto.INT64), const("ch_mean", float(CHIST_MEAN), TensorProto.FLOAT),
-        const("w_ch", W_CHIST, TensorProto.FLOAT), const("bias", BIAS, TensorProto.FLOAT),
+        const("w_ch", W_CHIST, TensorProto.FLOAT), const("bias", bias, TensorProto.FLOAT),
         const("axis1", 1, TensorProto.INT64),
         helper.make_node("IsNaN", ["lvrat"], ["lv_nan"]),
         helper.make_node("Where", ["lv_nan", "lv_mean", "lvrat"], ["lv_filled"]),
@@ -113,13 +113,15 @@ def build_onnx(path: str) -> None:
 
 
 def build_registry(registry: str, model_name: str = "model", version: str = "v20250101T000000Z-standin",
-                   onnx_inputs: str = "raw") -> str:
-    """registry/<model_name>/{CHAMPION.json, versions/<version>/...}; returns the version dir."""
+                   onnx_inputs: str = "raw", bias: float = BIAS) -> str:
+    """registry/<model_name>/{CHAMPION.json, versions/<version>/...}; returns the version dir.
+    Another `bias` shifts every logit (a version whose predictions moved); CHAMPION.json then names
+    this version, with the champion it replaced as "previous"."""
     root = os.path.join(registry, model_name)
     version_dir = os.path.join(root, "versions", version)
     os.makedirs(version_dir)
-    build_saved_model(os.path.join(version_dir, "saved_model"))
-    build_onnx(os.path.join(version_dir, "model.onnx"))
+    build_saved_model(os.path.join(version_dir, "saved_model"), bias)
+    build_onnx(os.path.join(version_dir, "model.onnx"), bias)
     info = {
         "onnx": {"inputs": onnx_inputs, "opset": 15, "output": "probability"},
         "raw_feature_types": FEATURE_TYPES,
@@ -134,8 +136,13 @@ def build_registry(registry: str, model_name: str = "model", version: str = "v20
         json.dump({"model_version": version}, f)
     with open(os.path.join(version_dir, "schema.pbtxt"), "w") as f:
         f.write("".join(f'feature {{ name: "{c}" }}\n' for c in FEATURE_TYPES))
-    with open(os.path.join(root, "CHAMPION.json"), "w") as f:
-        json.dump({"version": version, "path": f"versions/{version}", "previous": None}, f)
+    pointer = os.path.join(root, "CHAMPION.json")
+    previous = None
+    if os.path.exists(pointer):
+        with open(pointer) as f:
+            previous = json.load(f).get("version")
+    with open(pointer, "w") as f:
+        json.dump({"version": version, "path": f"versions/{version}", "previous": previous}, f)
     return version_dir
 
 

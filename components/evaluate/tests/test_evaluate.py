@@ -204,6 +204,36 @@ def test_fairness_report_markdown(good_run):
     assert "- phist=yes:" in report
 
 
+def test_fairness_html_has_gates_slices_and_per_slice_confusion(good_run):
+    blessing, evaluation_dir, blessing_dir = good_run
+    page = open(os.path.join(blessing_dir, ev.FAIRNESS_HTML_FILE)).read()
+    assert page.startswith("<!DOCTYPE html>") and "<script" not in page
+    assert "BLESSED" in page and "No champion in the registry" in page
+    for gate in blessing.gates:
+        assert f"<td>{gate.name}</td>" in page
+    afam = blessing.slices["afam"]
+    gap = abs(afam["yes"]["false_negative_rate"] - afam["no"]["false_negative_rate"])
+    assert f"Slice afam: FNR gap {gap:.4f} ≤ 0.25" in page
+    # the bound line: lowest FNR + the allowed gap, drawn in the bar chart
+    bound = min(afam["yes"]["false_negative_rate"], afam["no"]["false_negative_rate"]) + 0.25
+    assert f"bound min + 0.25 = {bound:.4f}</text>" in page
+    assert "skipped: " in page and "phist=yes" in page  # the small slice, shown and marked
+    curves = ev.classification_curves(evaluation_dir, THRESHOLD)
+    assert list(curves)[:1] == ["overall"] and {"afam=yes", "afam=no", "phist=yes", "phist=no"} <= set(curves)
+    (tn, fp), (fn, tp) = curves["afam=yes"]["confusion_matrix"]
+    assert tn + fp + fn + tp == afam["yes"]["example_count"]
+    assert f"<td>afam=yes</td><td class=\"num\">{tn + fp + fn + tp}</td><td class=\"num\">{tn}</td>" in page
+
+
+def test_fairness_html_compares_with_the_champion(bad_vs_champion_run):
+    blessing, _, blessing_dir = bad_vs_champion_run
+    page = open(os.path.join(blessing_dir, ev.FAIRNESS_HTML_FILE)).read()
+    assert "NOT BLESSED" in page and "failed gates: metric_floor, no_regression" in page
+    assert "<th>champion v7</th>" in page and "champion v7 (overall)" in page  # table and ROC legend
+    change = blessing.metrics["auc"] - blessing.baseline_metrics["auc"]
+    assert f"{change:+.4f}" in page
+
+
 def test_tight_fairness_bound_fails_and_names_the_gap(good_run, tmp_path):
     blessing, evaluation_dir, _ = good_run
     afam = blessing.slices["afam"]
@@ -331,7 +361,9 @@ def test_component_interface_uses_the_shared_names():
     spec = component.component_spec
     assert {names.EXAMPLES, names.MODEL} <= set(spec.inputs)
     assert {names.EVALUATION, names.BLESSING, names.EVAL_METRICS, names.FAIRNESS_REPORT,
-            "classification_metrics"} == set(spec.outputs)
+            names.CLASSIFICATION_METRICS, names.FAIRNESS_HTML, names.SLICED_METRICS} == set(spec.outputs)
+    assert spec.outputs[names.SLICED_METRICS].type == "system.SlicedClassificationMetrics@0.0.1"
+    assert spec.outputs[names.FAIRNESS_HTML].type == "system.HTML@0.0.1"
     for parameter in ("label", "slices", "registry_uri", "model_name", "auc_floor",
                       "max_auc_regression", "fairness_metric", "fairness_max_gap",
                       "decision_threshold", "min_slice_examples", "beam_args"):
@@ -359,7 +391,9 @@ def test_component_runs_against_the_registry_champion(examples_dir, models, tmp_
         names.BLESSING: dsl.Artifact(uri=str(tmp_path / "blessing")),
         names.EVAL_METRICS: dsl.Metrics(uri=str(tmp_path / "metrics")),
         names.FAIRNESS_REPORT: dsl.Markdown(uri=str(tmp_path / "report.md")),
-        "classification_metrics": dsl.ClassificationMetrics(uri=str(tmp_path / "cm")),
+        names.CLASSIFICATION_METRICS: dsl.ClassificationMetrics(uri=str(tmp_path / "cm")),
+        names.FAIRNESS_HTML: dsl.HTML(uri=str(tmp_path / "report.html")),
+        names.SLICED_METRICS: dsl.SlicedClassificationMetrics(uri=str(tmp_path / "sliced")),
     }
     component.python_func(
         examples=dsl.Dataset(uri=examples_dir), model=dsl.Model(uri=models["good"]),
@@ -377,10 +411,25 @@ def test_component_runs_against_the_registry_champion(examples_dir, models, tmp_
     assert [g["name"] for g in meta["gates"]] == ["metric_floor", "no_regression", "fairness"]
     assert outputs[names.EVAL_METRICS].metadata["auc"] == pytest.approx(blessing.metrics["auc"])
     assert "| value | n | AUC | FPR | FNR | accuracy | in gate |" in (tmp_path / "report.md").read_text()
-    cm = outputs["classification_metrics"].metadata
+    cm = outputs[names.CLASSIFICATION_METRICS].metadata
     matrix = [row["row"] for row in cm["confusionMatrix"]["rows"]]
     assert sum(map(sum, matrix)) == blessing.metrics["example_count"]
     tn, fp = matrix[0]
     assert fp / (fp + tn) == pytest.approx(blessing.metrics["false_positive_rate"], abs=1e-6)
     roc = cm["confidenceMetrics"]
     assert len(roc) >= 20 and {"falsePositiveRate", "recall", "confidenceThreshold"} <= set(roc[0])
+    # One ClassificationMetrics per slice, in the schema of kfp's SlicedClassificationMetrics
+    sliced = {e["slice"]: e["sliceClassificationMetrics"]
+              for e in outputs[names.SLICED_METRICS].metadata["evaluationSlices"]}
+    assert set(sliced) == {"overall", "afam=yes", "afam=no"}
+    assert sliced["overall"] == cm
+    for value in ("yes", "no"):
+        per_slice = sliced[f"afam={value}"]
+        (tn, fp), (fn, tp) = [row["row"] for row in per_slice["confusionMatrix"]["rows"]]
+        assert tn + fp + fn + tp == blessing.slices["afam"][value]["example_count"]
+        assert fn / (fn + tp) == pytest.approx(blessing.slices["afam"][value]["false_negative_rate"], abs=1e-6)
+        assert [r["confidenceThreshold"] for r in per_slice["confidenceMetrics"]] == \
+            [r["confidenceThreshold"] for r in roc]
+    page = (tmp_path / "report.html").read_text()
+    assert page.startswith("<!DOCTYPE html>") and "champion v3" in page
+    assert outputs[names.FAIRNESS_HTML].metadata["blessed"] is True

