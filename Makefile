@@ -37,6 +37,9 @@ help:
 	@echo "make test-serving / make serve   the model server (own env: .venv-serving from serving.lock)"
 	@echo "make compile  write pipelines/compiled/training_pipeline.yaml"
 	@echo "make bench    benchmarks -> out/bench/*.json"
+	@echo "make deploy   canary rollout of the last pushed model against the previous one (TARGET=local)"
+	@echo "make browser  install headless Chromium (report tests in the browser, docs screenshots)"
+	@echo "make monitor  drift of the served traffic vs the champion's training stats (LABELS= for live metrics)"
 	@echo "make lock     re-resolve $(LOCK) from setup.cfg"
 
 $(UV):
@@ -72,6 +75,39 @@ test-all: setup
 
 bench: setup
 	$(PY) tests/benchmarks/run_all.py --out out/bench
+
+# make deploy TARGET=local: a canary rollout (10% → 50% → 100%, analysed at each step, rolled back
+# on a breach) of the last pushed model in $(OUT)/registry against the one pushed before it, on
+# local model-server processes; the last run's held-out eval split (else the HMDA sample) is
+# replayed as traffic. Reports in $(OUT)/deploy; a second run with the same champion changes nothing.
+TARGET ?= local
+DEPLOY_DATA ?= $(or $(lastword $(sort $(wildcard $(OUT)/pipeline_root/*/ingest/examples))),tests/fixtures/hmda_sample.csv)
+DEPLOY_ARGS ?=
+.PHONY: deploy
+deploy: setup setup-serving
+	$(PY) -m components.deploy --target $(TARGET) --registry $(OUT)/registry --model $(SERVE_MODEL) \
+	  --data $(DEPLOY_DATA) --out $(OUT)/deploy --state-dir $(OUT)/deploy/state $(DEPLOY_ARGS)
+
+# make monitor: drift of the served traffic (the prediction log `make serve` writes) against the
+# champion's training statistics; prints the table and the decision (ok/warn/act; exit 0 whatever
+# it is). LABELS=file.csv (prediction_id,label[,timestamp]) adds live accuracy/AUC/FNR/FPR,
+# per FEEDBACK_SLICES=col,... Reports in $(OUT)/monitor.
+MONITOR_LOG ?= $(OUT)/serving/predictions.jsonl
+LABELS ?=
+FEEDBACK_SLICES ?=
+MONITOR_ARGS ?=
+.PHONY: monitor
+monitor: setup
+	$(PY) -m components.monitor --log $(MONITOR_LOG) --registry $(OUT)/registry --model $(SERVE_MODEL) \
+	  --out $(OUT)/monitor $(if $(LABELS),--labels $(LABELS)) \
+	  $(if $(FEEDBACK_SLICES),--slices $(FEEDBACK_SLICES)) $(MONITOR_ARGS)
+
+# Headless Chromium (Debian package) for tests/test_reports_browser.py and docs screenshots.
+.PHONY: browser
+browser:
+	@command -v chromium >/dev/null || ( SUDO=$$( [ "$$(id -u)" -eq 0 ] || echo sudo ); \
+	  $$SUDO apt-get update && $$SUDO apt-get install -y --no-install-recommends chromium )
+	@chromium --version
 
 clean:
 	rm -rf out local_outputs .pytest_cache

@@ -8,8 +8,9 @@ rollout loop here composes them:
     nothing live            → deploy the candidate at 100% ("first_deploy")
     candidate already live  → change nothing ("unchanged"): re-running a step is idempotent
     canary mode             → for each step below 100: set the canary share, observe, analyse;
-                              a breach rolls back (stable keeps 100%) with the reason recorded;
-                              all steps pass → promote (candidate takes 100%, stable replaced)
+                              a breach rolls back (stable keeps 100%) with the reason recorded,
+                              and so does an error while the canary is out (it cannot start, the
+                              observation breaks); all steps pass → promote (candidate takes 100%)
     shadow mode             → the candidate receives mirrored traffic whose answers are logged,
                               never returned; analysed once; never promoted automatically
 """
@@ -62,14 +63,16 @@ class RolloutPolicy:
     requests_per_step: int = 400
     """Requests observed (sent, for replay observers) before each decision."""
     min_requests: int = 30
-    """Fewest requests the canary must have answered at a step for a decision; fewer is a breach."""
+    """Fewest requests (answered or failed) the canary must get at a step for a decision; fewer is a breach."""
     max_error_rate: float = 0.01
-    """Canary error rate bound (absolute), and it may not exceed the stable rate by more than this."""
+    """Canary error rate bound (absolute)."""
     max_p99_latency_ratio: float = 1.5
     p99_latency_slack_ms: float = 25.0
     """A canary p99 within stable p99 × ratio + slack passes: sub-millisecond noise never fails one."""
     max_prediction_psi: float = 0.2
     """PSI of the canary's predictions against the stable's over the same traffic ("act" level)."""
+    max_error_rate_increase: float = 0.005
+    """The canary's error rate may exceed the stable's by at most this (relative bound; both apply)."""
 
     def __post_init__(self) -> None:
         problems = []
@@ -82,6 +85,10 @@ class RolloutPolicy:
             problems.append("requests_per_step and min_requests must be >= 1")
         if not 0 <= self.max_error_rate <= 1:
             problems.append(f"max_error_rate must be in [0, 1], got {self.max_error_rate}")
+        if not 0 <= self.max_error_rate_increase <= 1:
+            problems.append(f"max_error_rate_increase must be in [0, 1], got {self.max_error_rate_increase}")
+        if self.p99_latency_slack_ms < 0 or self.max_prediction_psi <= 0:
+            problems.append("p99_latency_slack_ms must be >= 0 and max_prediction_psi > 0")
         if self.max_p99_latency_ratio < 1:
             problems.append(f"max_p99_latency_ratio must be >= 1, got {self.max_p99_latency_ratio}")
         if problems:
@@ -108,7 +115,9 @@ class StepDecision:
     """Every breach, in words with the figures (empty when passed)."""
     figures: dict[str, float | int | None]
     """error_rate_canary, error_rate_stable, p99_ms_canary, p99_ms_stable, p99_bound_ms,
-    prediction_psi, requests_canary, requests_stable."""
+    prediction_psi, requests_canary, requests_stable (analysis.analyse adds the bounds too)."""
+    checks: list[dict] = dataclasses.field(default_factory=list)
+    """One {"check", "value", "bound", "passed", "detail"} per check, for reports (may be empty)."""
 
 
 @dataclasses.dataclass
@@ -121,6 +130,8 @@ class RolloutResult:
     outcome: str
     reason: str
     steps: list[StepDecision] = dataclasses.field(default_factory=list)
+    notes: list[str] = dataclasses.field(default_factory=list)
+    """What else was done around the rollout (e.g. the previous version deployed first as stable)."""
 
     @property
     def succeeded(self) -> bool:
@@ -186,11 +197,14 @@ def rollout(target: Target, candidate: ModelRef, policy: RolloutPolicy, observe:
 
     steps: list[StepDecision] = []
     if policy.mode == SHADOW:
-        target.start_shadow(candidate)
         try:
-            decision = analyse(0, *observe(0), policy)
-        finally:
-            target.stop_shadow()
+            target.start_shadow(candidate)
+            try:
+                decision = analyse(0, *observe(0), policy)
+            finally:
+                target.stop_shadow()
+        except Exception as exc:  # the stable version never stopped serving; say what broke
+            return result(SHADOW_FAILED, f"shadow: {type(exc).__name__}: {exc}", steps)
         steps.append(decision)
         if decision.passed:
             return result(SHADOW_PASSED, "shadow analysis passed; the stable version still serves 100%", steps)
@@ -199,8 +213,17 @@ def rollout(target: Target, candidate: ModelRef, policy: RolloutPolicy, observe:
     for percent in policy.steps:
         if percent == 100:
             break
-        target.set_canary(candidate, percent)
-        decision = analyse(percent, *observe(percent), policy)
+        try:
+            target.set_canary(candidate, percent)
+            decision = analyse(percent, *observe(percent), policy)
+        except Exception as exc:
+            # A canary that cannot start, or an observation that breaks, is no evidence for the
+            # candidate: take it out of traffic and record why (the rollback's own error wins).
+            target.rollback()
+            return result(ROLLED_BACK, f"at {percent}%: {type(exc).__name__}: {exc}", steps)
+        except BaseException:  # KeyboardInterrupt/SystemExit: leave the stable serving alone
+            target.rollback()
+            raise
         steps.append(decision)
         progress(f"{target.name}: canary {candidate.version} at {percent}%: "
                  f"{'pass' if decision.passed else 'BREACH: ' + '; '.join(decision.reasons)}")

@@ -1,0 +1,232 @@
+"""Canary analysis: one step's figures for the stable version and the candidate → pass or breach.
+
+Checks (every breach names the figure and its bound):
+
+- enough traffic: the candidate must have had at least `min_requests` requests in the window;
+  fewer is itself a breach (no evidence is not a pass). Latency and prediction shift are not
+  judged on so few; errors still are.
+- error rate: the candidate's rate <= `max_error_rate` (absolute) AND <= the stable's rate +
+  `max_error_rate_increase` (relative: a candidate may not be worse than what it replaces).
+- p99 latency of answered requests: candidate <= stable × `max_p99_latency_ratio` +
+  `p99_latency_slack_ms` (the slack keeps sub-millisecond noise from failing a step).
+- prediction shift: PSI (components/common/drift.py) of the candidate's predictions against the
+  stable's over the same window (same traffic, split at random) <= `max_prediction_psi`.
+
+Percent 0 is the shadow step: the candidate saw mirrored traffic; the words say "shadow".
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from components.common import drift
+from components.common import html_report as hr
+from components.deploy.rollout import (
+    FIRST_DEPLOY, PROMOTED, ROLLED_BACK, SHADOW_FAILED, SHADOW_PASSED, UNCHANGED, RolloutPolicy,
+    RolloutResult, StepDecision, VersionStats,
+)
+
+# Outcome as a number for KFP Metrics: > 0 the candidate serves (or was already serving),
+# < 0 it was refused, 0 nothing was attempted (component-level skips).
+OUTCOME_CODES = {PROMOTED: 1.0, FIRST_DEPLOY: 2.0, UNCHANGED: 3.0, SHADOW_PASSED: 4.0,
+                 ROLLED_BACK: -1.0, SHADOW_FAILED: -2.0}
+NOT_DEPLOYED = "not_deployed"
+
+CHECK_TRAFFIC = "requests"
+CHECK_ERRORS = "error rate"
+CHECK_ERRORS_RELATIVE = "error rate vs stable"
+CHECK_LATENCY = "p99 latency"
+CHECK_SHIFT = "prediction PSI"
+
+
+def p99(values: list[float]) -> float | None:
+    finite = [v for v in values if math.isfinite(v)]
+    return float(np.percentile(finite, 99)) if finite else None
+
+
+def _rate(stats: VersionStats) -> float | None:
+    return stats.errors / stats.requests if stats.requests else None
+
+
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{100 * value:.2f}%"
+
+
+def analyse(percent: int, stable: VersionStats, canary: VersionStats, policy: RolloutPolicy) -> StepDecision:
+    """Judge one observation window; see the module docstring."""
+    who = "shadow" if percent == 0 else "canary"
+    reasons: list[str] = []
+    checks: list[dict] = []
+
+    def check(name: str, value, bound, passed: bool, detail: str) -> None:
+        checks.append({"check": name, "value": value, "bound": bound, "passed": passed, "detail": detail})
+        if not passed:
+            reasons.append(detail)
+
+    enough = canary.requests >= policy.min_requests
+    where = f"at {percent}%" if percent else "in shadow"
+    check(CHECK_TRAFFIC, canary.requests, policy.min_requests, enough,
+          f"too few requests: the {who} had {canary.requests} requests {where}, fewer than the "
+          f"minimum {policy.min_requests} (send more traffic per step or use a larger first step)"
+          if not enough else f"the {who} had {canary.requests} requests (minimum {policy.min_requests})")
+
+    # Error rate: absolute and relative to the stable version over the same window.
+    rate_c, rate_s = _rate(canary), _rate(stable)
+    relative_bound = (rate_s or 0.0) + policy.max_error_rate_increase
+    if rate_c is not None:
+        figure = f"{who} error rate {_pct(rate_c)} ({canary.errors}/{canary.requests})"
+        check(CHECK_ERRORS, rate_c, policy.max_error_rate, rate_c <= policy.max_error_rate,
+              f"{figure} {'>' if rate_c > policy.max_error_rate else '<='} bound "
+              f"{_pct(policy.max_error_rate)} (max_error_rate)")
+        check(CHECK_ERRORS_RELATIVE, rate_c, relative_bound, rate_c <= relative_bound,
+              f"{figure} {'>' if rate_c > relative_bound else '<='} stable {_pct(rate_s)} "
+              f"({stable.errors}/{stable.requests}) + {_pct(policy.max_error_rate_increase)} "
+              f"(max_error_rate_increase) = {_pct(relative_bound)}")
+
+    # Latency: judged only on enough answers, against the stable's p99 in the same window.
+    p99_c, p99_s = p99(canary.latencies_ms), p99(stable.latencies_ms)
+    p99_bound = None if p99_s is None else p99_s * policy.max_p99_latency_ratio + policy.p99_latency_slack_ms
+    if enough and p99_c is not None and p99_bound is not None:
+        check(CHECK_LATENCY, p99_c, p99_bound, p99_c <= p99_bound,
+              f"{who} p99 latency {p99_c:.1f} ms {'>' if p99_c > p99_bound else '<='} bound "
+              f"{p99_bound:.1f} ms (stable p99 {p99_s:.1f} ms × {policy.max_p99_latency_ratio:g} + "
+              f"{policy.p99_latency_slack_ms:g} ms)")
+
+    # Prediction shift: the candidate's predictions against the stable's, same traffic.
+    psi = None
+    if enough and canary.predictions:
+        if not stable.predictions:
+            check(CHECK_SHIFT, None, policy.max_prediction_psi, False,
+                  f"prediction PSI: no stable predictions in the window to compare the {who}'s "
+                  f"{len(canary.predictions)} with")
+        else:
+            try:
+                psi = drift.psi(stable.predictions, canary.predictions)
+            except ValueError as exc:  # no finite baseline values
+                check(CHECK_SHIFT, None, policy.max_prediction_psi, False, f"prediction PSI: {exc}")
+            else:
+                passed = psi <= policy.max_prediction_psi
+                check(CHECK_SHIFT, psi, policy.max_prediction_psi, passed,
+                      f"prediction shift: PSI {psi:.3f} of the {who}'s {len(canary.predictions)} "
+                      f"predictions against the stable's {len(stable.predictions)} "
+                      f"{'>' if not passed else '<='} bound {policy.max_prediction_psi:g}")
+
+    figures = {
+        "requests_stable": stable.requests, "requests_canary": canary.requests,
+        "errors_stable": stable.errors, "errors_canary": canary.errors,
+        "error_rate_stable": rate_s, "error_rate_canary": rate_c,
+        "error_rate_bound": min(policy.max_error_rate, relative_bound),
+        "p99_ms_stable": p99_s, "p99_ms_canary": p99_c, "p99_bound_ms": p99_bound,
+        "prediction_psi": psi, "psi_bound": policy.max_prediction_psi,
+        "predictions_stable": len(stable.predictions), "predictions_canary": len(canary.predictions),
+        "min_requests": policy.min_requests,
+    }
+    return StepDecision(percent=percent, passed=not reasons, reasons=reasons, figures=figures, checks=checks)
+
+
+# ---------------------------------------------------------------------------------- reports
+
+
+def _step_name(step: StepDecision) -> str:
+    return "shadow" if step.percent == 0 else f"step{step.percent}"
+
+
+def _label(step: StepDecision) -> str:
+    return "shadow" if step.percent == 0 else f"{step.percent}%"
+
+
+def metrics(result: RolloutResult) -> dict[str, float]:
+    """Flat numbers for KFP Metrics: outcome code, succeeded, and every step's figures."""
+    out = {"outcome": OUTCOME_CODES.get(result.outcome, 0.0), "succeeded": float(result.succeeded),
+           "steps_run": float(len(result.steps)), "steps_passed": float(sum(s.passed for s in result.steps))}
+    for step in result.steps:
+        prefix = _step_name(step)
+        out[f"{prefix}_passed"] = float(step.passed)
+        for name, value in step.figures.items():
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+                out[f"{prefix}_{name}"] = float(value)
+    return out
+
+
+def _fmt(value, kind: str) -> str:
+    if value is None:
+        return "—"
+    if kind == "rate":
+        return _pct(value)
+    if kind == "ms":
+        return f"{value:.1f} ms"
+    if kind == "psi":
+        return f"{value:.3f}"
+    return f"{value:,}" if isinstance(value, int) else f"{value:g}"
+
+
+STEP_COLUMNS = (  # (header, figure, bound figure, kind)
+    ("requests stable / canary", None, None, "count"),
+    ("error rate canary", "error_rate_canary", "error_rate_bound", "rate"),
+    ("error rate stable", "error_rate_stable", None, "rate"),
+    ("p99 canary", "p99_ms_canary", "p99_bound_ms", "ms"),
+    ("p99 stable", "p99_ms_stable", None, "ms"),
+    ("prediction PSI", "prediction_psi", "psi_bound", "psi"),
+)
+
+
+def _step_cells(step: StepDecision) -> list[str]:
+    f = step.figures
+    cells = [f"{f.get('requests_stable', '—')} / {f.get('requests_canary', '—')}"]
+    for _, figure, bound, kind in STEP_COLUMNS[1:]:
+        text = _fmt(f.get(figure), kind)
+        if bound is not None:
+            text += f" (≤ {_fmt(f.get(bound), kind)})"
+        cells.append(text)
+    return cells
+
+
+def _headline(result: RolloutResult) -> str:
+    stable = result.stable_version or "nothing"
+    return (f"{result.outcome}: {result.candidate_version} on {result.target} "
+            f"({result.mode}, stable before: {stable})")
+
+
+def report_markdown(result: RolloutResult) -> str:
+    lines = [f"## Deploy: {_headline(result)}", "", f"**Decision:** {result.outcome}. **Why:** {result.reason}", ""]
+    lines += [f"- {note}" for note in result.notes]
+    if result.notes:
+        lines.append("")
+    if result.steps:
+        headers = ["step", *(c[0] for c in STEP_COLUMNS), "result"]
+        lines += ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+        for step in result.steps:
+            lines.append("| " + " | ".join([_label(step), *_step_cells(step),
+                                             "pass" if step.passed else "**BREACH**"]) + " |")
+        breaches = [(s, r) for s in result.steps for r in s.reasons]
+        if breaches:
+            lines += ["", "Breaches:", *(f"- {_label(s)}: {r}" for s, r in breaches)]
+    return "\n".join(lines) + "\n"
+
+
+def report_html(result: RolloutResult) -> str:
+    status = "ok" if result.succeeded else "fail"  # html_report.STATUS_CLASSES keys
+    top = hr.section("Decision", f"<p>{hr.badge(status, result.outcome)} {hr.escape(result.reason)}</p>",
+                     *(hr.paragraph(n) for n in result.notes))
+    sections = [top]
+    if result.steps:
+        rows = [[_label(s), *_step_cells(s),
+                 hr.badge("pass" if s.passed else "breach")] for s in result.steps]
+        headers = ["step", *(c[0] for c in STEP_COLUMNS), "result"]
+        sections.append(hr.section("Steps", hr.table(headers, rows, raw_html_columns=[len(headers) - 1])))
+        check_rows = []
+        for s in result.steps:
+            for c in s.checks:
+                check_rows.append([_label(s), c["check"],
+                                   c["value"], c["bound"], hr.badge("pass" if c["passed"] else "breach"),
+                                   c["detail"]])
+        if check_rows:
+            sections.append(hr.section("Checks", hr.table(["step", "check", "value", "bound", "result", "detail"],
+                                                          check_rows, raw_html_columns=[4])))
+        psis = {_label(s): s.figures.get("prediction_psi") for s in result.steps}
+        if any(v is not None for v in psis.values()):
+            bound = next((s.figures.get("psi_bound") for s in result.steps), None)
+            sections.append(hr.section("Prediction PSI by step", hr.bar_chart(psis, bound=bound)))
+    return hr.page(f"Deploy {result.model_name}", sections, subtitle=_headline(result))

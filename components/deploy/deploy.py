@@ -1,0 +1,309 @@
+"""Deploy: take the registry's champion live on a target by canary (or shadow) rollout.
+
+    config = DeployConfig(target="local", registry_uri="out/run/registry", data="tests/fixtures/hmda_sample.csv",
+                          output_dir="out/run/deploy")
+    result = run_deploy(config)          # RolloutResult; result.json, report.md, report.html written
+
+The candidate is the registry's CHAMPION (or `candidate_version`). What it is compared with is
+what the target serves now. On the local target with nothing live, the registry's previous
+version (CHAMPION.json "previous", else the newest older version directory) is deployed first as
+the stable version, so a run shows a canary of the last pushed model against the one before it;
+the result's `notes` say so. Traffic for the local target is replayed held-out rows (replay.py).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Callable
+
+from components.common import io as fio
+from components.common import names
+from components.common.errors import PipelineInputError
+from components.deploy import analysis
+from components.deploy.replay import ReplayConfig, ReplayObserver, feature_types_of, load_rows
+from components.deploy.rollout import MODES, ModelRef, RolloutPolicy, RolloutResult, Observer, Target, rollout
+from components.push import registry
+
+log = logging.getLogger(__name__)
+
+LOCAL, KSERVE, VERTEX, NONE = "local", "kserve", "vertex", "none"
+TARGETS = (LOCAL, KSERVE, VERTEX, NONE)
+RESULT_FILE = names.DEPLOY_RESULT_FILE
+REPORT_MD_FILE = names.REPORT_MD_FILE
+REPORT_HTML_FILE = names.REPORT_HTML_FILE
+
+
+@dataclasses.dataclass(frozen=True)
+class DeployConfig:
+    target: str
+    """local | kserve | vertex | none (skip, recorded)."""
+    model_name: str = "model"
+    registry_uri: str = ""
+    candidate_version: str = ""
+    """A registry version to deploy; empty = the registry's CHAMPION."""
+    output_dir: str = ""
+    """Where result.json, report.md and report.html go (empty: not written)."""
+
+    # Rollout policy (rollout.RolloutPolicy).
+    mode: str = "canary"
+    steps: tuple[int, ...] = (10, 50, 100)
+    requests_per_step: int = 400
+    min_requests: int = 30
+    max_error_rate: float = 0.01
+    max_error_rate_increase: float = 0.005
+    max_p99_latency_ratio: float = 1.5
+    p99_latency_slack_ms: float = 25.0
+    max_prediction_psi: float = 0.2
+
+    # Replayed traffic.
+    data: str = ""
+    """Held-out rows: a CSV file, a TFRecord of tf.Examples or an ingest examples dir (eval split)."""
+    rows_per_request: int = 8
+    concurrency: int = 4
+    max_rows: int = 0
+    seed: int = 0
+
+    # local target.
+    state_dir: str = ""
+    serving_python: str = ""
+    backend: str = "savedmodel"
+    deploy_previous: bool = True
+    """local, nothing live: deploy the registry's previous version as stable first."""
+    ready_timeout_s: float = 180.0
+
+    # kserve target (components/deploy/kserve.py).
+    kserve_namespace: str = ""
+    kserve_service: str = ""
+    """InferenceService name; empty = model_name."""
+    kserve_url: str = ""
+    """Where replayed traffic goes (the InferenceService's ingress URL); empty = no replay."""
+
+    # vertex target (components/deploy/vertex.py).
+    vertex_project: str = ""
+    vertex_region: str = ""
+    vertex_endpoint: str = ""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "steps", tuple(int(s) for s in self.steps))
+        problems = []
+        if self.target not in TARGETS:
+            problems.append(f"target must be one of {TARGETS}, got {self.target!r}")
+        if self.target != NONE:
+            if not self.model_name:
+                problems.append("model_name is required")
+            if not self.registry_uri:
+                problems.append("registry_uri is required (the registry the push step writes)")
+            if self.mode not in MODES:
+                problems.append(f"mode must be one of {MODES}, got {self.mode!r}")
+            if self.rows_per_request < 1 or self.concurrency < 1 or self.max_rows < 0:
+                problems.append("rows_per_request and concurrency must be >= 1, max_rows >= 0")
+        if self.target == LOCAL:
+            if not self.state_dir:
+                problems.append("the local target needs state_dir (where its live state is kept)")
+            if not self.data:
+                problems.append("the local target needs data: held-out rows to replay as traffic")
+            if self.backend not in ("savedmodel", "onnx"):
+                problems.append(f"backend must be savedmodel or onnx, got {self.backend!r}")
+        if self.target == KSERVE and not self.kserve_namespace:
+            problems.append("the kserve target needs kserve_namespace")
+        if self.target == VERTEX and not (self.vertex_project and self.vertex_region):
+            problems.append("the vertex target needs vertex_project and vertex_region")
+        if problems:
+            raise PipelineInputError("invalid deploy config: " + "; ".join(problems))
+        if self.target != NONE:
+            try:
+                self.policy()
+            except ValueError as exc:
+                raise PipelineInputError(str(exc)) from None
+
+    def policy(self) -> RolloutPolicy:
+        return RolloutPolicy(mode=self.mode, steps=self.steps, requests_per_step=self.requests_per_step,
+                             min_requests=self.min_requests, max_error_rate=self.max_error_rate,
+                             max_error_rate_increase=self.max_error_rate_increase,
+                             max_p99_latency_ratio=self.max_p99_latency_ratio,
+                             p99_latency_slack_ms=self.p99_latency_slack_ms,
+                             max_prediction_psi=self.max_prediction_psi)
+
+    def replay(self) -> ReplayConfig:
+        return ReplayConfig(rows_per_request=self.rows_per_request, concurrency=self.concurrency,
+                            seed=self.seed, max_rows=self.max_rows)
+
+
+# ------------------------------------------------------------------------------ registry
+
+
+def version_ref(registry_uri: str, model_name: str, version: str) -> ModelRef:
+    uri = fio.join(registry.model_root(registry_uri, model_name), names.REGISTRY_VERSIONS_DIR, version)
+    if not fio.exists(uri):
+        raise PipelineInputError(f"version {version} of {model_name} is not in the registry ({uri} is missing)")
+    return ModelRef(model_name=model_name, version=version, uri=uri)
+
+
+def resolve_candidate(config: DeployConfig) -> ModelRef:
+    if config.candidate_version:
+        return version_ref(config.registry_uri, config.model_name, config.candidate_version)
+    champion = registry.read_champion(config.registry_uri, config.model_name)
+    if champion is None:
+        raise PipelineInputError(f"no champion for {config.model_name} in {config.registry_uri}: nothing "
+                                 "was pushed yet (run the pipeline first)")
+    return ModelRef(model_name=config.model_name, version=champion.version, uri=champion.uri)
+
+
+def _list_versions(registry_uri: str, model_name: str) -> list[str]:
+    root = fio.join(registry.model_root(registry_uri, model_name), names.REGISTRY_VERSIONS_DIR)
+    if not fio.exists(root):
+        return []
+    if fio.is_local(root):
+        import os
+
+        entries = os.listdir(root)
+    else:
+        import tensorflow as tf
+
+        entries = [e.rstrip("/") for e in tf.io.gfile.listdir(root)]
+    return sorted(e for e in entries if not e.startswith("."))  # .staging-* dirs are half-written
+
+
+def previous_version(registry_uri: str, model_name: str, candidate: ModelRef) -> ModelRef | None:
+    """The version pushed before `candidate`: CHAMPION.json "previous" when it names it, else the
+    newest version directory older than the candidate (versions are v<UTC timestamp>-<hash>)."""
+    pointer = registry.champion_pointer_uri(registry_uri, model_name)
+    if fio.exists(pointer):
+        record = fio.read_json(pointer)
+        previous = record.get("previous")
+        if record.get("version") == candidate.version and previous and previous != candidate.version:
+            try:
+                return version_ref(registry_uri, model_name, previous)
+            except PipelineInputError:
+                log.warning("CHAMPION.json names previous version %s, which is missing", previous)
+    older = [v for v in _list_versions(registry_uri, model_name) if v < candidate.version]
+    return version_ref(registry_uri, model_name, older[-1]) if older else None
+
+
+# ------------------------------------------------------------------------------ targets
+
+
+def build_target(config: DeployConfig) -> Target:
+    if config.target == LOCAL:
+        from components.deploy.local import LocalConfig, LocalTarget
+
+        return LocalTarget(LocalConfig(state_dir=config.state_dir, serving_python=config.serving_python,
+                                       backend=config.backend, seed=config.seed,
+                                       ready_timeout_s=config.ready_timeout_s))
+    # HOOK (kserve/vertex): those modules are written beside this one; each exposes a class with
+    # `from_deploy_config(config: DeployConfig)`. Imported lazily: their client libraries are heavy.
+    if config.target == KSERVE:
+        try:
+            from components.deploy.kserve import KServeTarget
+        except ImportError as exc:
+            raise NotImplementedError(f"the kserve target is not available: {exc}") from exc
+        return _from_config(KServeTarget, config)
+    if config.target == VERTEX:
+        try:
+            from components.deploy.vertex import VertexTarget
+        except ImportError as exc:
+            raise NotImplementedError(f"the vertex target is not available: {exc}") from exc
+        return _from_config(VertexTarget, config)
+    raise PipelineInputError(f"no target to build for {config.target!r}")
+
+
+def _from_config(cls, config: DeployConfig) -> Target:
+    factory = getattr(cls, "from_deploy_config", None)
+    if factory is None:
+        raise NotImplementedError(f"{cls.__module__}.{cls.__name__} has no from_deploy_config(DeployConfig)")
+    return factory(config)
+
+
+def build_observer(config: DeployConfig, target: Target, candidate: ModelRef, stable: Callable[[], str | None],
+                   progress: Callable[[str], None]) -> Observer:
+    """A target's own observer when it has one (`target.observer(config, candidate)`, e.g. serving
+    metrics of a cluster); else replayed rows: through the local splitter (exact attribution) or
+    to a remote URL (attribution by the response's model_version)."""
+    own = getattr(target, "observer", None)
+    if callable(own):
+        return own(config, candidate)
+    if not config.data:
+        raise PipelineInputError(f"the {config.target} target needs data to replay as traffic")
+    rows = load_rows(config.data, feature_types_of(candidate.uri), config.max_rows)
+    progress(f"replaying {len(rows)} rows from {config.data}: {config.requests_per_step} requests per step, "
+             f"{config.rows_per_request} rows each, concurrency {config.concurrency}")
+    versions = lambda: (stable(), candidate.version)  # noqa: E731
+    if hasattr(target, "records"):
+        return ReplayObserver(target, config.model_name, rows, config.replay(), config.requests_per_step,
+                              versions=versions, progress=progress)
+    url = config.kserve_url or getattr(target, "url", "")
+    if not url:
+        raise PipelineInputError(f"no URL to send replayed traffic to on the {config.target} target")
+    return ReplayObserver(None, config.model_name, rows, config.replay(), config.requests_per_step, url=url,
+                          versions=versions, progress=progress)
+
+
+# ------------------------------------------------------------------------------ run
+
+
+def write_outputs(result: RolloutResult, output_dir: str) -> None:
+    """result.json, report.md, report.html; each file whole or absent (atomic writes), JSON last."""
+    if not output_dir:
+        return
+    fio.write_text_atomic(fio.join(output_dir, REPORT_MD_FILE), analysis.report_markdown(result))
+    fio.write_text_atomic(fio.join(output_dir, REPORT_HTML_FILE), analysis.report_html(result))
+    fio.write_json_atomic(fio.join(output_dir, RESULT_FILE), result.to_dict())
+
+
+def skipped(config: DeployConfig, reason: str, candidate_version: str = "") -> RolloutResult:
+    return RolloutResult(target=config.target, model_name=config.model_name, mode=config.mode,
+                         candidate_version=candidate_version, stable_version=None,
+                         outcome=analysis.NOT_DEPLOYED, reason=reason)
+
+
+def _lazy(build: Callable[[], Observer]) -> Observer:
+    """Build the observer on its first use: an unchanged re-run reads no data."""
+    built: list[Observer] = []
+
+    def observe(percent: int):
+        if not built:
+            built.append(build())
+        return built[0](percent)
+
+    return observe
+
+
+def run_deploy(config: DeployConfig, progress: Callable[[str], None] = print, target: Target | None = None,
+               observer: Observer | None = None) -> RolloutResult:
+    """Resolve the candidate, prepare the target, roll out, write the outputs. A given `target` is
+    used as is (and not closed); one built here is closed on the way out, whatever happens."""
+    if config.target == NONE:
+        result = skipped(config, "not deployed: deploy target is none")
+        progress(result.reason)
+        write_outputs(result, config.output_dir)
+        return result
+    candidate = resolve_candidate(config)
+    progress(f"candidate: {config.model_name} {candidate.version} ({candidate.uri})")
+    owned = target is None
+    target = build_target(config) if owned else target
+    try:
+        notes = []
+        live = target.live()
+        if live.stable is None and config.target == LOCAL and config.deploy_previous:
+            previous = previous_version(config.registry_uri, config.model_name, candidate)
+            if previous is not None:
+                progress(f"nothing live on {target.name}: deploying the previous version {previous.version} "
+                         "as stable first")
+                target.deploy(previous)
+                notes.append(f"nothing was live: deployed the registry's previous version {previous.version} "
+                             f"as stable first, to canary {candidate.version} against it")
+            else:
+                notes.append("nothing was live and the registry has no older version: first deploy")
+        if observer is None:
+            observer = _lazy(lambda: build_observer(config, target, candidate,
+                                                    lambda: (target.live().stable or candidate).version, progress))
+        result = rollout(target, candidate, config.policy(), observer, analysis.analyse, progress)
+        result.notes[:0] = notes
+    finally:
+        if owned:
+            close = getattr(target, "close", None)
+            if close is not None:
+                close()
+    write_outputs(result, config.output_dir)
+    return result

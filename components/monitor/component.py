@@ -1,0 +1,63 @@
+"""KFP interface of the drift monitor; the work is in monitor.py, feedback.py and report.py."""
+
+from kfp import dsl
+from kfp.dsl import HTML, Artifact, Markdown, Metrics, Output
+
+from components.common.images import PIPELINE_IMAGE
+
+
+@dsl.component(base_image=PIPELINE_IMAGE, install_kfp_package=False)
+def monitor(
+    prediction_log_uri: str,
+    registry_uri: str,
+    model_name: str,
+    drift_metrics: Output[Metrics],
+    drift_report: Output[HTML],
+    drift_summary: Output[Markdown],
+    drift: Output[Artifact],
+    model_version: str = "",
+    since: str = "",
+    until: str = "",
+    warn_threshold: float = 0.1,
+    act_threshold: float = 0.2,
+    min_rows: int = 100,
+    prediction_reference_rows: int = 1000,
+    labels_uri: str = "",
+    slice_columns: str = "",
+    decision_threshold: float = 0.5,
+    labels_as_of: str = "",
+) -> str:
+    """Drift of the served traffic (the model server's prediction log) against the pushed version's
+    training statistics; with labels_uri, live accuracy/AUC/FNR/FPR per slice too. Returns the
+    decision, "ok", "warn" or "act", for the next task to branch on; a drift decision never fails
+    the task, unusable input (no log, no baseline, too few predictions) does."""
+    import os
+
+    from components.common.failures import failure_report
+    from components.monitor import report
+    from components.monitor.feedback import FeedbackConfig, run_feedback
+    from components.monitor.monitor import MonitorConfig, log_filter, run_monitor
+
+    os.makedirs(drift.path, exist_ok=True)
+    with failure_report(drift.path):
+        config = MonitorConfig(log_uri=prediction_log_uri, registry_uri=registry_uri, model_name=model_name,
+                               model_version=model_version, since=since, until=until, warn=warn_threshold,
+                               act=act_threshold, min_rows=min_rows,
+                               prediction_reference_rows=prediction_reference_rows)
+        result = run_monitor(config)
+        feedback = None
+        if labels_uri:
+            feedback = run_feedback(
+                FeedbackConfig(labels_uri=labels_uri, threshold=decision_threshold, as_of=labels_as_of,
+                               slice_columns=tuple(c.strip() for c in slice_columns.split(",") if c.strip())),
+                config.log_uri, log_filter(config, result.model_version), config.chunk_rows)
+        report.write_outputs(result, drift.path, feedback)
+        with open(drift_summary.path, "w") as f:
+            f.write(report.report_markdown(result, feedback))
+        with open(drift_report.path, "w") as f:
+            f.write(report.report_html(result, feedback))
+        for name, value in report.metrics(result, feedback).items():
+            drift_metrics.log_metric(name, value)
+    drift.metadata.update({"decision": result.decision, "triggered": result.triggered,
+                           "model_version": result.model_version, "predictions": result.counts.used})
+    return result.decision
