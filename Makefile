@@ -15,13 +15,14 @@ export TF_USE_LEGACY_KERAS := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
 export PYTHONWARNINGS := ignore::FutureWarning,ignore::DeprecationWarning
 
-# make run DATA=file.csv LABEL=col SLICES=a,b LABEL_THRESHOLD=x OUT=dir EPOCHS=n CONFIG=file.yaml
+# make run DATA=file.csv LABEL=col SLICES=a,b LABEL_THRESHOLD=x OUT=dir EPOCHS=n CONFIG=file.yaml DEPLOY_TARGET=local
 DATA ?=
 LABEL ?=
 SLICES ?=
 LABEL_THRESHOLD ?=
 EPOCHS ?=
 CONFIG ?=
+DEPLOY_TARGET ?=
 OUT ?= out/run
 PYTEST_ARGS ?=
 
@@ -35,11 +36,13 @@ help:
 	@echo "make test     the default test suite (fast + e2e; not slow, gpu tests skip without a GPU)"
 	@echo "make test-all every test, slow ones included"
 	@echo "make test-serving / make serve   the model server (own env: .venv-serving from serving.lock)"
-	@echo "make compile  write pipelines/compiled/training_pipeline.yaml"
+	@echo "make compile  write pipelines/compiled/{training,retraining}_pipeline.yaml"
 	@echo "make bench    benchmarks -> out/bench/*.json"
 	@echo "make deploy   canary rollout of the last pushed model against the previous one (TARGET=local)"
 	@echo "make browser  install headless Chromium (report tests in the browser, docs screenshots)"
 	@echo "make monitor  drift of the served traffic vs the champion's training stats (LABELS= for live metrics)"
+	@echo "make retrain  the retraining pipeline: monitor LOG=, then on drift train on DATA= and canary it"
+	@echo "make retrain-demo  serve the champion, send shifted traffic, watch retraining and its canary"
 	@echo "make lock     re-resolve $(LOCK) from setup.cfg"
 
 $(UV):
@@ -62,15 +65,17 @@ run: setup
 	$(PY) -m pipelines.run_local --out $(OUT) \
 	  $(if $(CONFIG),--config $(CONFIG)) $(if $(DATA),--data $(DATA)) $(if $(LABEL),--label $(LABEL)) \
 	  $(if $(SLICES),--slices $(SLICES)) $(if $(LABEL_THRESHOLD),--label-threshold $(LABEL_THRESHOLD)) \
-	  $(if $(EPOCHS),--epochs $(EPOCHS))
+	  $(if $(EPOCHS),--epochs $(EPOCHS)) $(if $(DEPLOY_TARGET),--deploy-target $(DEPLOY_TARGET))
 
 compile: setup
 	$(PY) -m pipelines.compile
 
-test: setup
+# The deploy and notebook tests start real model servers (.venv-serving); report tests render
+# pages in headless Chromium (`make browser`).
+test: setup setup-serving browser
 	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
 
-test-all: setup
+test-all: setup setup-serving browser
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 bench: setup
@@ -101,6 +106,26 @@ monitor: setup
 	$(PY) -m components.monitor --log $(MONITOR_LOG) --registry $(OUT)/registry --model $(SERVE_MODEL) \
 	  --out $(OUT)/monitor $(if $(LABELS),--labels $(LABELS)) \
 	  $(if $(FEEDBACK_SLICES),--slices $(FEEDBACK_SLICES)) $(MONITOR_ARGS)
+
+# make retrain LOG=<prediction log> DATA=<newer labelled data> LABEL=col [RETRAIN_ON=act|warn|always]:
+# the retraining pipeline locally: the drift monitor on the log, then (when it reaches RETRAIN_ON)
+# the training pipeline on DATA, gated against the champion and canary-deployed on the local
+# target (DEPLOY_TARGET=none to stop at the push). Summary in $(OUT)/retrain_summary.json.
+LOG ?= $(OUT)/deploy/state/logs
+RETRAIN_ON ?= act
+.PHONY: retrain retrain-demo
+retrain: setup setup-serving
+	@test -n "$(DATA)" || { echo "make retrain needs DATA= (the newer labelled rows) and LABEL="; exit 2; }
+	$(PY) -m pipelines.run_retraining --out $(OUT) --log $(LOG) --retrain-on $(RETRAIN_ON) \
+	  --deploy-target $(or $(DEPLOY_TARGET),local) --data $(DATA) $(if $(LABEL),--label $(LABEL)) \
+	  $(if $(SLICES),--slices $(SLICES)) $(if $(CONFIG),--config $(CONFIG)) $(if $(EPOCHS),--epochs $(EPOCHS))
+
+# make retrain-demo (after `make run`): serve the champion locally, send it traffic with loan-to-value
+# ratios up 30%, watch the monitor act, retrain on the shifted data and canary the new model.
+SHIFT ?= lvrat=1.3
+retrain-demo: setup setup-serving
+	$(PY) -m pipelines.retraining_demo --out $(OUT) --shift $(SHIFT) $(if $(CONFIG),--config $(CONFIG)) \
+	  $(if $(EPOCHS),--epochs $(EPOCHS))
 
 # Headless Chromium (Debian package) for tests/test_reports_browser.py and docs screenshots.
 .PHONY: browser

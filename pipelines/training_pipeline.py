@@ -1,7 +1,7 @@
 """The training pipeline: ingest → validate (TFDV) → transform (TFT) → train (Keras) → evaluate
-(TFMA gates) → push. One compiled IR YAML serves Kubeflow Pipelines and Vertex AI Pipelines, and
-`kfp.local` runs it on one machine: gates live inside components (the pusher checks the blessing)
-because kfp.local cannot run dsl.If.
+(TFMA gates) → push → deploy (canary on `deploy_target`). One compiled IR YAML serves Kubeflow Pipelines and Vertex AI Pipelines, and
+`kfp.local` runs it on one machine: gates live inside components (the pusher checks the blessing,
+the deployer deploys only what the push published) because kfp.local cannot run dsl.If.
 
 Every parameter's default comes from PipelineConfig, whose field names are these parameter names.
 """
@@ -11,6 +11,7 @@ from kfp import dsl, kubernetes
 
 from components.common import names
 from components.common.config import PipelineConfig, threshold_to_parameter
+from components.deploy.component import deploy
 from components.evaluate.component import evaluate
 from components.ingest.component import ingest
 from components.push.component import push
@@ -49,7 +50,7 @@ def _define_pipeline(with_train_resources: bool):
 
     @dsl.pipeline(
         name=PIPELINE_NAME,
-        description="TFDV → tf.Transform → Keras → TFMA fairness gates → pusher, with lineage.",
+        description="TFDV → tf.Transform → Keras → TFMA fairness gates → pusher, with lineage → canary deploy.",
     )
     def training_pipeline(
         data_uri: str = D.data_uri,
@@ -88,6 +89,19 @@ def _define_pipeline(with_train_resources: bool):
         min_slice_examples: int = D.min_slice_examples,
         registry_uri: str = D.registry_uri,
         model_name: str = D.model_name,
+        deploy_target: str = D.deploy_target,
+        deploy_mode: str = D.deploy_mode,
+        canary_steps: list = D.canary_steps,
+        max_prediction_psi: float = D.max_prediction_psi,
+        max_error_rate: float = D.max_error_rate,
+        max_p99_latency_ratio: float = D.max_p99_latency_ratio,
+        deploy_state_dir: str = D.deploy_state_dir,
+        kserve_namespace: str = D.kserve_namespace,
+        kserve_service: str = D.kserve_service,
+        kserve_url: str = D.kserve_url,
+        vertex_project: str = D.vertex_project,
+        vertex_region: str = D.vertex_region,
+        vertex_endpoint: str = D.vertex_endpoint,
         beam_args: list = D.beam_args,
         code_version: str = D.code_version,
     ):
@@ -156,7 +170,7 @@ def _define_pipeline(with_train_resources: bool):
             beam_args=beam_args,
         )
 
-        push(
+        push_task = push(
             model=train_task.outputs[names.MODEL],
             transform_graph=transform_task.outputs[names.TRANSFORM_GRAPH],
             schema=validate_task.outputs[names.SCHEMA],
@@ -166,6 +180,28 @@ def _define_pipeline(with_train_resources: bool):
             registry_uri=registry_uri,
             model_name=model_name,
             code_version=code_version,
+        )
+
+        # Held-out rows of the eval split are the canary's observed traffic where the target has
+        # no traffic of its own to observe (local; kserve with kserve_url).
+        deploy(
+            pushed_model=push_task.outputs[names.PUSHED_MODEL],
+            examples=examples,
+            deploy_target=deploy_target,
+            registry_uri=registry_uri,
+            model_name=model_name,
+            deploy_mode=deploy_mode,
+            canary_steps=canary_steps,
+            max_prediction_psi=max_prediction_psi,
+            max_error_rate=max_error_rate,
+            max_p99_latency_ratio=max_p99_latency_ratio,
+            local_state_dir=deploy_state_dir,
+            kserve_namespace=kserve_namespace,
+            kserve_service=kserve_service,
+            kserve_url=kserve_url,
+            vertex_project=vertex_project,
+            vertex_region=vertex_region,
+            vertex_endpoint=vertex_endpoint,
         )
 
     return training_pipeline

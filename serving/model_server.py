@@ -41,7 +41,7 @@ from kserve.protocol.rest import server as kserve_rest_server
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from serving import backends, features
-from serving.prediction_log import PredictionLog
+from serving.prediction_log import SYNTHETIC_FIELD, SYNTHETIC_TRAFFIC_HEADER, PredictionLog
 
 log = logging.getLogger("kserve.serving")  # under kserve's configured logger
 
@@ -124,7 +124,7 @@ class RawFeatureModel(kserve.Model):
         probabilities = await loop.run_in_executor(None, self._backend.predict, columns)
         predictions = [float(p) for p in probabilities]
         ids = [str(uuid.uuid4()) for _ in predictions]
-        self._record(request_id, ids, rows, predictions)
+        self._record(request_id, ids, rows, predictions, synthetic=SYNTHETIC_TRAFFIC_HEADER in headers)
         if v2:
             output = InferOutput(name=backends.PROBABILITY, shape=[len(predictions)], datatype="FP32",
                                  data=predictions)
@@ -133,14 +133,16 @@ class RawFeatureModel(kserve.Model):
         return {"predictions": predictions, "prediction_ids": ids, "model_name": self.name,
                 "model_version": self.version}
 
-    def _record(self, request_id: str, ids: list[str], rows: list[dict], predictions: list[float]) -> None:
+    def _record(self, request_id: str, ids: list[str], rows: list[dict], predictions: list[float],
+                synthetic: bool = False) -> None:
         if self._log is None:
             return
         now = dt.datetime.now(dt.timezone.utc).isoformat()
+        marker = {SYNTHETIC_FIELD: True} if synthetic else {}
         self._log.log([
             {"prediction_id": pid, "request_id": request_id, "model_name": self.name,
              "model_version": self.version, "backend": self.backend_name, "timestamp": now,
-             "features": row, "probability": p}
+             "features": row, "probability": p, **marker}
             for pid, row, p in zip(ids, rows, predictions)
         ])
 

@@ -17,6 +17,12 @@ import threading
 
 log = logging.getLogger("kserve.serving.prediction_log")
 
+# A request with this header (any value) is synthetic (warm-up, load test): its records carry
+# `"synthetic": true` so that drift monitoring leaves them out. The same names as
+# components/common/names.py, which the serving image does not ship.
+SYNTHETIC_TRAFFIC_HEADER = "x-synthetic-traffic"
+SYNTHETIC_FIELD = "synthetic"
+
 _STOP = object()
 
 

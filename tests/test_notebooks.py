@@ -73,3 +73,32 @@ def test_01_runs_the_pipeline_and_shows_reports(tmp_path):
     assert "status: blessed" in text  # run_local's printed summary
     assert "fairness" in text and "metric_floor" in text  # the gates table
     assert list((tmp_path / "registry" / "model" / "versions").iterdir())
+
+
+@pytest.mark.e2e
+def test_03_serves_then_drift_triggers_retraining_and_a_canary(tmp_path):
+    import json
+
+    notebook = execute("03_canary_rollout_and_monitoring.ipynb", {
+        "DATA": str(FIXTURE), "LABEL": "deny", "SLICES": ["afam"], "KEY_COLUMN": "rownames", "EPOCHS": 2,
+        "AUC_FLOOR": 0.5, "FAIRNESS_MAX_GAP": 1.0, "SHIFT_COLUMN": "lvrat", "SHIFT_FACTOR": 1.3, "REQUESTS": 150,
+        "OUT": str(tmp_path)}, timeout=1200)
+    text = text_of(notebook)
+    summary = json.loads((tmp_path / "retrain_summary.json").read_text())
+    # The champion went live first, then the shifted traffic made the monitor act on the shifted column.
+    assert "first_deploy" in text
+    assert summary["monitor"]["decision"] == "act" and summary["monitor"]["retrain"] is True
+    assert "lvrat" in summary["monitor"]["triggered"]
+    assert "decision: act" in text and "Drift" in text
+    # Retraining ran on the newer data and was judged against the champion that was live.
+    training = summary["training"]
+    assert training["data"].endswith("newer.csv")
+    no_regression = next(g for g in training["gates"] if g["name"] == "no_regression")
+    assert no_regression["value"] is not None and training["baseline_version"] == summary["monitor"]["model_version"]
+    # Blessed: its canary ran against the live champion; not blessed: nothing was deployed.
+    deployed = training["deploy"]
+    if training["status"] == "blessed":
+        assert deployed["stable_version"] == summary["monitor"]["model_version"]
+        assert deployed["outcome"] in ("promoted", "rolled_back") and "canary:" in text
+    else:
+        assert deployed["outcome"] == "not_deployed"

@@ -1,4 +1,5 @@
-"""The compiled pipeline: golden IR YAML, accelerator requests on train, one set of names."""
+"""The compiled pipelines: golden IR YAML, accelerator requests on train, one set of names, and the
+retraining pipeline's drift-triggered training sub-DAG."""
 
 from __future__ import annotations
 
@@ -9,9 +10,14 @@ import pytest
 import yaml
 
 from components.common import names
-from components.common.config import PipelineConfig, threshold_to_parameter
+from components.common.config import RETRAIN_TRAINING_DEFAULTS, PipelineConfig, RetrainConfig, threshold_to_parameter
 from components.common.images import PIPELINE_IMAGE, TRAIN_IMAGE, package_version
-from pipelines.compile import COMPILED_PIPELINE, compile_pipeline
+from pipelines.compile import (
+    COMPILED_PIPELINE,
+    COMPILED_RETRAINING_PIPELINE,
+    compile_pipeline,
+    compile_retraining_pipeline,
+)
 
 
 @pytest.fixture(scope="module")
@@ -21,11 +27,52 @@ def compiled(tmp_path_factory) -> dict:
     return {"text": text, "spec": next(yaml.safe_load_all(text))}
 
 
+@pytest.fixture(scope="module")
+def compiled_retraining(tmp_path_factory) -> dict:
+    path = compile_retraining_pipeline(tmp_path_factory.mktemp("compiled") / "retraining.yaml")
+    text = path.read_text()
+    return {"text": text, "spec": next(yaml.safe_load_all(text))}
+
+
+def _assert_matches_golden(text: str, golden_path) -> None:
+    golden = golden_path.read_text()
+    if text != golden:
+        diff = "".join(difflib.unified_diff(golden.splitlines(True), text.splitlines(True), "golden", "now", n=1))
+        pytest.fail(f"compiled pipeline differs from {golden_path}; review, then `make compile`:\n{diff[:4000]}")
+
+
 def test_compiled_pipeline_matches_golden_file(compiled):
-    golden = COMPILED_PIPELINE.read_text()
-    if compiled["text"] != golden:
-        diff = "".join(difflib.unified_diff(golden.splitlines(True), compiled["text"].splitlines(True), "golden", "now", n=1))
-        pytest.fail(f"compiled pipeline differs from {COMPILED_PIPELINE}; review, then `make compile`:\n{diff[:4000]}")
+    _assert_matches_golden(compiled["text"], COMPILED_PIPELINE)
+
+
+def test_compiled_retraining_pipeline_matches_golden_file(compiled_retraining):
+    _assert_matches_golden(compiled_retraining["text"], COMPILED_RETRAINING_PIPELINE)
+
+
+def test_retraining_runs_the_training_pipeline_only_when_the_monitor_says_retrain(compiled_retraining):
+    spec = compiled_retraining["spec"]
+    tasks = spec["root"]["dag"]["tasks"]
+    assert set(tasks) == {names.MONITOR_TASK, "condition-1"}
+    condition = tasks["condition-1"]
+    assert condition["triggerPolicy"]["condition"] == (
+        "inputs.parameter_values['pipelinechannel--monitor-retrain'] == true")
+    assert names.MONITOR_TASK in condition["dependentTasks"]
+    # Inside the condition: the whole training pipeline, as one sub-DAG with all its steps.
+    inner = spec["components"][condition["componentRef"]["name"]]["dag"]["tasks"]
+    assert set(inner) == {"training-pipeline"}
+    sub_dag = spec["components"][inner["training-pipeline"]["componentRef"]["name"]]["dag"]["tasks"]
+    assert set(sub_dag) == {names.INGEST_TASK, names.VALIDATE_TASK, names.TRANSFORM_TASK, names.TRAIN_TASK,
+                            names.EVALUATE_TASK, names.PUSH_TASK, names.DEPLOY_TASK}
+
+
+def test_retraining_parameters_are_the_monitor_and_training_config_fields(compiled_retraining):
+    parameters = compiled_retraining["spec"]["root"]["inputDefinitions"]["parameters"]
+    assert set(parameters) == set(PipelineConfig.field_names()) | {f for f in RetrainConfig.__dataclass_fields__}
+    defaults = PipelineConfig(**RETRAIN_TRAINING_DEFAULTS).pipeline_arguments() | vars(RetrainConfig())
+    for name, definition in parameters.items():
+        assert definition["defaultValue"] == defaults[name], name
+    assert parameters["drift_jensen_shannon_threshold"]["defaultValue"] == 1.0  # drift is why it runs
+    assert parameters["retrain_on"]["defaultValue"] == names.DRIFT_ACT
 
 
 def _executor(spec: dict, task: str) -> dict:
@@ -62,7 +109,7 @@ def test_images_are_pinned_to_the_package_version(compiled):
 def test_tasks_and_artifacts_use_the_shared_names(compiled):
     tasks = compiled["spec"]["root"]["dag"]["tasks"]
     assert set(tasks) == {names.INGEST_TASK, names.VALIDATE_TASK, names.TRANSFORM_TASK, names.TRAIN_TASK,
-                          names.EVALUATE_TASK, names.PUSH_TASK}
+                          names.EVALUATE_TASK, names.PUSH_TASK, names.DEPLOY_TASK}
     outputs = {
         names.INGEST_TASK: {names.EXAMPLES},
         names.VALIDATE_TASK: {names.STATISTICS, names.SCHEMA, names.ANOMALIES, names.VALIDATION_REPORT},
@@ -70,12 +117,14 @@ def test_tasks_and_artifacts_use_the_shared_names(compiled):
         names.TRAIN_TASK: {names.MODEL, names.TRAINING_METRICS},
         names.EVALUATE_TASK: {names.EVALUATION, names.BLESSING, names.EVAL_METRICS, names.FAIRNESS_REPORT},
         names.PUSH_TASK: {names.PUSHED_MODEL, names.PUSH_REPORT},
+        names.DEPLOY_TASK: {names.DEPLOYMENT, names.DEPLOY_REPORT, names.DEPLOY_HTML, names.DEPLOY_METRICS},
     }
     for task, expected in outputs.items():
         component = compiled["spec"]["components"][tasks[task]["componentRef"]["name"]]
         assert expected <= set(component["outputDefinitions"]["artifacts"]), task
-    # Data tests before training.
+    # Data tests before training; only what the push published is deployed.
     assert names.VALIDATE_TASK in tasks[names.TRANSFORM_TASK]["dependentTasks"]
+    assert names.PUSH_TASK in tasks[names.DEPLOY_TASK]["dependentTasks"]
 
 
 def test_pipeline_parameters_are_the_config_fields_with_its_defaults(compiled):

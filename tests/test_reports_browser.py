@@ -2,7 +2,9 @@
 
 Each report comes from a real component run on the committed HMDA sample (the KFP components
 called as plain functions, as their own tests do): validate_data on data whose eval split drifts
-(lvrat), evaluate with stand-in models against a registry champion, push of the blessed model.
+(lvrat), evaluate with stand-in models against a registry champion, push of the blessed model, a
+canary rollout rolled back at its second step (the rollout loop with a scripted target), and the
+drift monitor on a prediction log whose lvrat shifted.
 The pages are rendered offline; the key figures must be in the rendered DOM and the page must
 request nothing over the network. Without Chromium these tests fail ("run `make browser`"),
 unless SKIP_BROWSER_TESTS=1.
@@ -228,6 +230,48 @@ def test_push_summary_renders_verdict_gates_and_lineage(chromium, pushed, evalua
     assert f"parent champion {CHAMPION}" in text and "code version 0123abc" in text
     assert f"model version {result['version']}" in text
     assert "Package versions" in text and "tensorflow" in text
+
+
+def test_canary_analysis_renders_each_step_its_checks_and_the_rollback(chromium, tmp_path):
+    from components.deploy import deploy as dep
+    from components.deploy.rollout import ROLLED_BACK
+    from components.deploy.tests.fakes import FakeTarget, ScriptedObserver
+    from components.deploy.tests.test_deploy import local_config, make_registry
+
+    a, b = "v20250101T000000Z-a", "v20250102T000000Z-b"
+    registry = make_registry(tmp_path, [a, b], champion=b, previous=a)
+    result = dep.run_deploy(local_config(registry, tmp_path), progress=lambda _: None, target=FakeTarget(),
+                            observer=ScriptedObserver({50: {"shift": 0.4}}))
+    assert result.outcome == ROLLED_BACK and [s.passed for s in result.steps] == [True, False]
+    text = _render(chromium, tmp_path / "deploy" / names.REPORT_HTML_FILE, tmp_path).text
+    assert f"{ROLLED_BACK} {result.reason}" in text
+    for step, verdict in zip(result.steps, ("pass", "breach")):
+        f = step.figures
+        assert (f"{step.percent}% {f['requests_stable']} / {f['requests_canary']} " in text), step.percent
+        assert f"{f['prediction_psi']:.3f} (≤ {f['psi_bound']:.3f}) {verdict}" in text, step.percent
+        for check in step.checks:
+            assert f"{step.percent}% {check['check']} " in text
+    assert "Prediction PSI by step" in text
+
+
+def test_drift_report_renders_the_decision_and_the_shifted_feature(chromium, tmp_path):
+    from components.monitor import monitor as mon
+    from components.monitor import report
+    from components.monitor.tests import helpers as h
+
+    records = []
+    for i, row in enumerate(h.sample_rows(h.hmda_rows(), 2000, seed=1)):
+        row["lvrat"] = row["lvrat"] * 1.3 if row["lvrat"] is not None else None
+        records.append(h.log_record(i, row, h.probability(row)))
+    log = h.write_log(tmp_path / "predictions.jsonl", records)
+    result = mon.run_monitor(mon.MonitorConfig(log_uri=str(log), registry_uri=h.make_registry(tmp_path / "r")))
+    assert result.decision == mon.ACT and result.triggered[0] == "lvrat"
+    page = tmp_path / "drift.html"
+    page.write_text(report.report_html(result))
+    text = _render(chromium, page, tmp_path).text
+    assert "Decision: ACT" in text and f"{result.counts.used} predictions" in text
+    lvrat_psi = next(r for r in result.rows if r.feature == "lvrat" and r.statistic == "psi")
+    assert f"lvrat numeric psi {hr.fmt(lvrat_psi.value)}" in text
 
 
 # --------------------------------------------------------------------------------------------------

@@ -72,6 +72,22 @@ PUSH_TASK = "push"
 DEPLOY_TASK = "deploy"
 MONITOR_TASK = "monitor"
 
+# Deploy targets (a pipeline parameter); "none" records that nothing was deployed.
+DEPLOY_LOCAL, DEPLOY_KSERVE, DEPLOY_VERTEX, DEPLOY_NONE = "local", "kserve", "vertex", "none"
+DEPLOY_TARGETS = (DEPLOY_LOCAL, DEPLOY_KSERVE, DEPLOY_VERTEX, DEPLOY_NONE)
+
+# Drift monitor decisions, mildest first; the retraining pipeline retrains at or above `retrain_on`
+# ("always": a scheduled run retrains whatever the monitor says).
+DRIFT_OK, DRIFT_WARN, DRIFT_ACT = "ok", "warn", "act"
+DRIFT_DECISIONS = (DRIFT_OK, DRIFT_WARN, DRIFT_ACT)
+RETRAIN_ALWAYS = "always"
+
+# Prediction log: requests carrying this header (warm-up, load tests) are logged with
+# `"synthetic": true`, and the monitor leaves them out. serving/prediction_log.py holds the same two
+# names (the serving image does not ship components/); a test keeps them equal.
+SYNTHETIC_TRAFFIC_HEADER = "x-synthetic-traffic"
+SYNTHETIC_FIELD = "synthetic"
+
 # Run summary statuses.
 STATUS_BLESSED = "blessed"
 STATUS_NOT_BLESSED = "not_blessed"

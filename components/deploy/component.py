@@ -18,7 +18,7 @@ def deploy(
     deploy_metrics: Output[Metrics],
     deployment: Output[Artifact],
     deploy_mode: str = "canary",
-    canary_steps: str = "10,50,100",
+    canary_steps: list = [10, 50, 100],
     requests_per_step: int = 400,
     min_requests: int = 30,
     max_error_rate: float = 0.01,
@@ -55,7 +55,7 @@ def deploy(
         config = DeployConfig(
             target=deploy_target if deploy_now else "none", model_name=model_name, registry_uri=registry_uri,
             candidate_version=candidate_version, output_dir=deployment.path, mode=deploy_mode,
-            steps=tuple(int(s) for s in canary_steps.split(",") if s.strip()),
+            steps=tuple(canary_steps),
             requests_per_step=requests_per_step, min_requests=min_requests, max_error_rate=max_error_rate,
             max_error_rate_increase=max_error_rate_increase, max_p99_latency_ratio=max_p99_latency_ratio,
             p99_latency_slack_ms=p99_latency_slack_ms, max_prediction_psi=max_prediction_psi,

@@ -22,13 +22,22 @@ from components.common import names
 from components.common.errors import PipelineInputError
 from components.deploy import analysis
 from components.deploy.replay import ReplayConfig, ReplayObserver, feature_types_of, load_rows
-from components.deploy.rollout import MODES, ModelRef, RolloutPolicy, RolloutResult, Observer, Target, rollout
+from components.deploy.rollout import (
+    MODES,
+    ROLLED_BACK,
+    ModelRef,
+    Observer,
+    RolloutPolicy,
+    RolloutResult,
+    Target,
+    rollout,
+)
 from components.push import registry
 
 log = logging.getLogger(__name__)
 
-LOCAL, KSERVE, VERTEX, NONE = "local", "kserve", "vertex", "none"
-TARGETS = (LOCAL, KSERVE, VERTEX, NONE)
+LOCAL, KSERVE, VERTEX, NONE = names.DEPLOY_LOCAL, names.DEPLOY_KSERVE, names.DEPLOY_VERTEX, names.DEPLOY_NONE
+TARGETS = names.DEPLOY_TARGETS
 RESULT_FILE = names.DEPLOY_RESULT_FILE
 REPORT_MD_FILE = names.REPORT_MD_FILE
 REPORT_HTML_FILE = names.REPORT_HTML_FILE
@@ -257,6 +266,23 @@ def skipped(config: DeployConfig, reason: str, candidate_version: str = "") -> R
                          outcome=analysis.NOT_DEPLOYED, reason=reason)
 
 
+def restore_champion_after_rollback(config: DeployConfig, result: RolloutResult,
+                                    progress: Callable[[str], None]) -> None:
+    """A rolled-back candidate that the registry names champion gives the title back to the
+    version still serving: the champion is what users get."""
+    if result.outcome != ROLLED_BACK or not result.stable_version:
+        return
+    champion = registry.read_champion(config.registry_uri, config.model_name)
+    if champion is None or champion.version != result.candidate_version:
+        return
+    registry.restore_champion(config.registry_uri, config.model_name, result.stable_version,
+                              rolled_back=result.candidate_version, reason=result.reason)
+    note = (f"the registry's champion is {result.stable_version} again (still serving); "
+            f"{result.candidate_version} stays in the registry, rolled back")
+    progress(note)
+    result.notes.append(note)
+
+
 def _lazy(build: Callable[[], Observer]) -> Observer:
     """Build the observer on its first use: an unchanged re-run reads no data."""
     built: list[Observer] = []
@@ -300,6 +326,7 @@ def run_deploy(config: DeployConfig, progress: Callable[[str], None] = print, ta
                                                     lambda: (target.live().stable or candidate).version, progress))
         result = rollout(target, candidate, config.policy(), observer, analysis.analyse, progress)
         result.notes[:0] = notes
+        restore_champion_after_rollback(config, result, progress)
     finally:
         if owned:
             close = getattr(target, "close", None)

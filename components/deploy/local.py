@@ -43,6 +43,7 @@ import uuid
 from pathlib import Path
 
 from components.common import io as fio
+from components.common import names
 from components.deploy.rollout import LiveState, ModelRef
 
 log = logging.getLogger(__name__)
@@ -206,7 +207,8 @@ class ServerProcess:
                                f"{timeout:g} s; log {self.log_path}:\n{self.log_tail()}")
 
     def warm_up(self, requests: int) -> None:
-        """A few predictions with every feature missing (a valid request for any of our models)."""
+        """A few predictions with every feature missing (a valid request for any of our models),
+        marked synthetic so that the prediction log's readers (the drift monitor) leave them out."""
         info_path = os.path.join(self.model.uri, "model_info.json")
         try:
             with open(info_path, encoding="utf-8") as f:
@@ -218,7 +220,8 @@ class ServerProcess:
         body = json.dumps({"instances": [dict.fromkeys(features)] * 8}).encode()
         for _ in range(requests):
             request = urllib.request.Request(f"{self.url}/v1/models/{self.model.model_name}:predict", data=body,
-                                             headers={"content-type": "application/json"})
+                                             headers={"content-type": "application/json",
+                                                      names.SYNTHETIC_TRAFFIC_HEADER: "warm-up"})
             try:
                 with urllib.request.urlopen(request, timeout=30) as response:
                     response.read()

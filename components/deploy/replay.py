@@ -240,10 +240,14 @@ class ReplayObserver:
             await asyncio.gather(*(worker(session) for _ in range(self.config.concurrency)))
         return answers
 
-    def __call__(self, percent: int) -> tuple[VersionStats, VersionStats]:
+    def send(self, requests: int) -> list[Answer]:
+        """Send `requests` requests (the next rows in the replay order) and return what came back."""
         url = self.target.url if self.target is not None else self._url
+        return asyncio.run(self._send(url, self._batches(requests)))
+
+    def __call__(self, percent: int) -> tuple[VersionStats, VersionStats]:
         started = time.perf_counter()
-        answers = asyncio.run(self._send(url, self._batches(self.requests_per_step)))
+        answers = self.send(self.requests_per_step)
         seconds = time.perf_counter() - started
         failed = sum(a.status != 200 for a in answers)
         candidate_role = "shadow" if percent == 0 else "canary"

@@ -1,5 +1,7 @@
 """KFP interface of the drift monitor; the work is in monitor.py, feedback.py and report.py."""
 
+from typing import NamedTuple
+
 from kfp import dsl
 from kfp.dsl import HTML, Artifact, Markdown, Metrics, Output
 
@@ -26,20 +28,25 @@ def monitor(
     slice_columns: str = "",
     decision_threshold: float = 0.5,
     labels_as_of: str = "",
-) -> str:
+    retrain_on: str = "act",
+) -> NamedTuple("MonitorOutputs", decision=str, retrain=bool):
     """Drift of the served traffic (the model server's prediction log) against the pushed version's
     training statistics; with labels_uri, live accuracy/AUC/FNR/FPR per slice too. Returns the
-    decision, "ok", "warn" or "act", for the next task to branch on; a drift decision never fails
-    the task, unusable input (no log, no baseline, too few predictions) does."""
+    decision ("ok", "warn" or "act") and whether it triggers retraining (`retrain_on`: "warn",
+    "act", or "always" for scheduled runs), for the next task to branch on. A drift decision never
+    fails the task; unusable input (no log, no baseline, too few predictions) does."""
     import os
+    from collections import namedtuple
 
+    from components.common import names
     from components.common.failures import failure_report
     from components.monitor import report
     from components.monitor.feedback import FeedbackConfig, run_feedback
-    from components.monitor.monitor import MonitorConfig, log_filter, run_monitor
+    from components.monitor.monitor import MonitorConfig, log_filter, run_monitor, should_retrain
 
     os.makedirs(drift.path, exist_ok=True)
     with failure_report(drift.path):
+        should_retrain(names.DRIFT_OK, retrain_on)  # a bad retrain_on fails before the log is read
         config = MonitorConfig(log_uri=prediction_log_uri, registry_uri=registry_uri, model_name=model_name,
                                model_version=model_version, since=since, until=until, warn=warn_threshold,
                                act=act_threshold, min_rows=min_rows,
@@ -58,6 +65,7 @@ def monitor(
             f.write(report.report_html(result, feedback))
         for name, value in report.metrics(result, feedback).items():
             drift_metrics.log_metric(name, value)
-    drift.metadata.update({"decision": result.decision, "triggered": result.triggered,
+    retrain = should_retrain(result.decision, retrain_on)
+    drift.metadata.update({"decision": result.decision, "triggered": result.triggered, "retrain": retrain,
                            "model_version": result.model_version, "predictions": result.counts.used})
-    return result.decision
+    return namedtuple("MonitorOutputs", ["decision", "retrain"])(result.decision, retrain)

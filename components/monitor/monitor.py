@@ -65,6 +65,7 @@ import numpy as np
 from components.common import drift
 from components.common import io as fio
 from components.common import names
+from components.common.config import RETRAIN_ON
 from components.common.errors import PipelineInputError
 
 try:  # in the pipeline image (via apache-beam); ~2x faster than json on log lines
@@ -75,7 +76,7 @@ except ImportError:  # pragma: no cover
 PSI, KS, JS, LINF = "psi", "ks", "js", "linf"
 STATISTICS = (PSI, KS, JS, LINF)
 NUMERIC, CATEGORICAL, PREDICTION = "numeric", "categorical", "prediction"
-OK, WARN, ACT = "ok", "warn", "act"
+OK, WARN, ACT = names.DRIFT_DECISIONS
 SEVERITY_ORDER = {OK: 0, WARN: 1, ACT: 2}
 PREDICTION_FEATURE = "probability"  # the logged field; the prediction's row in the results
 MISSING = "__missing__"  # also the serving contract's missing string
@@ -405,6 +406,7 @@ class LogCounts:
     blank: int = 0
     malformed: int = 0   # not JSON
     invalid: int = 0     # JSON, but not a prediction record (no features object or no probability)
+    synthetic: int = 0   # warm-up / load-test records (names.SYNTHETIC_FIELD), never traffic
     other_versions: dict[str, int] = dataclasses.field(default_factory=dict)
     outside_window: int = 0
     matched: int = 0     # records of the monitored version(s), at any time
@@ -518,6 +520,9 @@ def _filter(values: list, filt: LogFilter, where: str, counts: LogCounts) -> tup
             counts.invalid += 1
             counts.problem(f"{where}: record {str(record.get('prediction_id'))[:40]!r} has no "
                            "features object or no numeric probability")
+            continue
+        if record.get(names.SYNTHETIC_FIELD):
+            counts.synthetic += 1
             continue
         if filt.version is not None and record.get("model_version") != filt.version:
             other = str(record.get("model_version"))
@@ -729,6 +734,16 @@ def judge(feature: str, kind: str, statistic: str, value: float, rows: int, conf
     row = DriftRow(feature, kind, statistic, float(value), OK, warn, act, rows, noise, **extra)
     row.severity = drift.severity(row.value, *row.bounds)
     return row
+
+
+def should_retrain(decision: str, retrain_on: str = ACT) -> bool:
+    """Whether a monitor decision triggers retraining: at or above `retrain_on` ("warn" or "act"),
+    or always ("always": a scheduled run retrains whatever the drift is)."""
+    if retrain_on not in RETRAIN_ON:
+        raise PipelineInputError(f"retrain_on must be one of {RETRAIN_ON}, got {retrain_on!r}")
+    if decision not in SEVERITY_ORDER:
+        raise PipelineInputError(f"unknown drift decision {decision!r}")
+    return retrain_on == names.RETRAIN_ALWAYS or SEVERITY_ORDER[decision] >= SEVERITY_ORDER[retrain_on]
 
 
 def decide(rows: Sequence[DriftRow]) -> tuple[str, list[str], dict[str, list[str]]]:

@@ -71,6 +71,7 @@ def _log_facts(result: MonitorResult) -> list[tuple[str, object]]:
     base = result.baseline
     return [("log", result.log_uri), ("lines read", c.lines), ("predictions used", c.used),
             ("malformed lines (not JSON)", c.malformed), ("invalid records", c.invalid),
+            ("synthetic records (warm-up, load tests; skipped)", c.synthetic),
             ("window", window if window != "… → …" else "all"), ("outside the window", c.outside_window),
             ("other versions (skipped)", others),
             ("feature baseline", f"{base['statistics']} ({base['training_rows']} training rows)"),

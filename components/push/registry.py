@@ -67,3 +67,19 @@ def read_champion(registry_uri: str, model_name: str) -> Champion | None:
         version=record["version"],
         uri=fio.join(model_root(registry_uri, model_name), record["path"]),
     )
+
+
+def restore_champion(registry_uri: str, model_name: str, version: str, rolled_back: str, reason: str) -> None:
+    """Name `version` (the one still serving) champion again after `rolled_back` failed its rollout,
+    so that the next gates compare with, and the monitor watches, the model users get. One atomic
+    write, as a push's; no "previous" (the rolled-back version is newer, not a predecessor)."""
+    import datetime as dt
+
+    fio.write_json_atomic(champion_pointer_uri(registry_uri, model_name), {
+        "version": version,
+        "path": f"{names.REGISTRY_VERSIONS_DIR}/{version}",
+        "restored_at": dt.datetime.now(dt.timezone.utc).isoformat(),
+        "previous": None,
+        "rolled_back": rolled_back,
+        "reason": reason,
+    })

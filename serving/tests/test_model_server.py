@@ -179,6 +179,20 @@ def test_predictions_are_logged_with_ids_and_version(server, registry):
         assert abs((dt.datetime.now(dt.timezone.utc) - stamp).total_seconds()) < 60
 
 
+def test_synthetic_requests_are_answered_and_logged_as_synthetic(server):
+    from serving.prediction_log import SYNTHETIC_FIELD, SYNTHETIC_TRAFFIC_HEADER
+
+    response = server.post(V1, json={"instances": [GOOD]},
+                           headers={"x-request-id": "warm-up-1", SYNTHETIC_TRAFFIC_HEADER: "warm-up"})
+    assert response.status_code == 200, response.text
+    records = server.log_records(lambda r: r["request_id"] == "warm-up-1", n=1)
+    assert len(records) == 1 and records[0][SYNTHETIC_FIELD] is True
+    # ordinary traffic carries no marker at all
+    assert server.post(V1, json={"instances": [GOOD]}, headers={"x-request-id": "real-1"}).status_code == 200
+    records = server.log_records(lambda r: r["request_id"] == "real-1", n=1)
+    assert len(records) == 1 and SYNTHETIC_FIELD not in records[0]
+
+
 def test_v2_predictions_are_logged_under_the_request_id(server):
     response = server.post(V2, json={"id": "log-test-v2", "inputs": v2_inputs([GOOD])})
     assert response.status_code == 200, response.text

@@ -16,7 +16,7 @@ from components.deploy import deploy as dep
 from components.deploy.__main__ import main as cli_main
 from components.deploy.gate import NOT_BLESSED, push_gate
 from components.deploy.replay import load_rows
-from components.deploy.rollout import FIRST_DEPLOY, PROMOTED, ROLLED_BACK, LiveState, ModelRef
+from components.deploy.rollout import FIRST_DEPLOY, PROMOTED, ROLLED_BACK, UNCHANGED, LiveState, ModelRef
 from components.deploy.tests.fakes import FakeTarget, ScriptedObserver
 
 TYPES = {"lvrat": "float", "chist": "int", "selfemp": "string"}
@@ -140,6 +140,26 @@ def test_run_deploy_records_a_rollback(tmp_path):
     assert result.outcome == ROLLED_BACK and target.calls[0] == ("set_canary", b, 10)  # no extra deploy
     saved = json.loads((tmp_path / "deploy" / names.DEPLOY_RESULT_FILE).read_text())
     assert saved["succeeded"] is False and saved["reason"].startswith("at 10%: prediction shift")
+    # The version still serving is the champion again; the rolled-back one stays in the registry.
+    pointer = json.loads((Path(registry) / "model" / names.CHAMPION_FILE).read_text())
+    assert (pointer["version"], pointer["rolled_back"], pointer["previous"]) == (a, b, None)
+    assert pointer["reason"] == result.reason and (Path(registry) / "model" / "versions" / b).is_dir()
+    assert result.notes[-1].startswith(f"the registry's champion is {a} again")
+    # ... so a re-run finds the stable version live and changes nothing.
+    again = dep.run_deploy(local_config(registry, tmp_path), progress=lambda _: None, target=target,
+                           observer=ScriptedObserver())
+    assert again.outcome == UNCHANGED and again.candidate_version == a
+
+
+def test_a_promoted_or_explicit_older_candidate_leaves_the_champion_alone(tmp_path):
+    a, b = "v20250101T000000Z-a", "v20250102T000000Z-b"
+    registry = make_registry(tmp_path, [a, b], champion=b, previous=a)
+    before = (Path(registry) / "model" / names.CHAMPION_FILE).read_text()
+    target = FakeTarget(LiveState(stable=ModelRef("model", b, "x")))
+    result = dep.run_deploy(local_config(registry, tmp_path, candidate_version=a), progress=lambda _: None,
+                            target=target, observer=ScriptedObserver({10: {"shift": 0.5}}))
+    assert result.outcome == ROLLED_BACK  # a rolled back, but it was never the champion
+    assert (Path(registry) / "model" / names.CHAMPION_FILE).read_text() == before
 
 
 def test_run_deploy_target_none_is_recorded(tmp_path):

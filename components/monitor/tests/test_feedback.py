@@ -180,11 +180,11 @@ def test_feedback_in_the_cli_and_the_component(tmp_path, replay, capsys):
     out = capsys.readouterr().out
     assert "## Label feedback" in out and "| afam | yes |" in out
     arts = {name: _Artifact(tmp_path / name) for name in ("m", "r.html", "s.md", "drift")}
-    decision = monitor.python_func(prediction_log_uri=str(log), registry_uri=registry, model_name="model",
-                                   drift_metrics=arts["m"], drift_report=arts["r.html"], drift_summary=arts["s.md"],
-                                   drift=arts["drift"], labels_uri=labels_csv, slice_columns="afam",
-                                   decision_threshold=THRESHOLD, prediction_reference_rows=400)
-    assert decision == "ok"  # the log is the baseline sample itself
+    outputs = monitor.python_func(prediction_log_uri=str(log), registry_uri=registry, model_name="model",
+                                  drift_metrics=arts["m"], drift_report=arts["r.html"], drift_summary=arts["s.md"],
+                                  drift=arts["drift"], labels_uri=labels_csv, slice_columns="afam",
+                                  decision_threshold=THRESHOLD, prediction_reference_rows=400)
+    assert outputs.decision == "ok"  # the log is the baseline sample itself
     logged = arts["m"].logged
     assert 0.5 < logged["live_auc"] < 1 and logged["unmatched_labels"] == 5.0 and "live_fnr_gap_afam" in logged
     assert json.loads((tmp_path / "drift" / "feedback.json").read_text())["labelled"] == logged["labelled_predictions"]

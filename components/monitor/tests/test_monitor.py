@@ -255,6 +255,25 @@ def test_malformed_lines_are_counted_not_fatal(tmp_path, rows, registry):
     assert result.decision == mon.OK
 
 
+def test_synthetic_warm_up_records_are_skipped_and_counted(tmp_path, rows, registry):
+    # 40 warm-up records (every feature missing) would read as a 1.3% missing rate on every feature.
+    warm_up = {**h.log_record(0, {}, 0.5), names.SYNTHETIC_FIELD: True}
+    extra = {i * 50: json.dumps({**warm_up, "prediction_id": f"w{i}"}) for i in range(40)}
+    result = _run(_log(tmp_path, rows, extra_lines=extra), registry)
+    assert result.counts.synthetic == 40 and result.counts.used == N
+    clean = _run(_log(tmp_path, rows, name="clean.jsonl"), registry)
+    assert [(r.feature, r.statistic, r.value) for r in result.rows] == [
+        (r.feature, r.statistic, r.value) for r in clean.rows]
+    assert "| synthetic records (warm-up, load tests; skipped) | 40 |" in report.report_markdown(result)
+
+
+def test_the_synthetic_traffic_names_match_the_model_servers():
+    from serving import prediction_log
+
+    assert prediction_log.SYNTHETIC_TRAFFIC_HEADER == names.SYNTHETIC_TRAFFIC_HEADER
+    assert prediction_log.SYNTHETIC_FIELD == names.SYNTHETIC_FIELD
+
+
 def test_empty_and_unusable_logs_are_clear_errors(tmp_path, rows, registry):
     empty = tmp_path / "empty.jsonl"
     empty.write_text("")
@@ -373,8 +392,9 @@ def test_component_compiles_with_the_shared_artifact_names(tmp_path):
     assert set(outputs["artifacts"]) == {names.DRIFT_METRICS, names.DRIFT_REPORT, names.DRIFT_SUMMARY, names.DRIFT}
     assert outputs["artifacts"][names.DRIFT_METRICS]["artifactType"]["schemaTitle"] == "system.Metrics"
     assert outputs["artifacts"][names.DRIFT_REPORT]["artifactType"]["schemaTitle"] == "system.HTML"
-    assert outputs["parameters"]["Output"]["parameterType"] == "STRING"  # the decision
-    assert {"prediction_log_uri", "registry_uri", "model_name", "act_threshold"} <= set(
+    assert outputs["parameters"]["decision"]["parameterType"] == "STRING"
+    assert outputs["parameters"]["retrain"]["parameterType"] == "BOOLEAN"
+    assert {"prediction_log_uri", "registry_uri", "model_name", "act_threshold", "retrain_on"} <= set(
         component["inputDefinitions"]["parameters"])
 
 
@@ -393,15 +413,22 @@ def test_component_body_returns_the_decision_and_fills_the_artifacts(tmp_path, r
 
     log = _log(tmp_path, rows, bias_after=1000)
     arts = {name: _Artifact(tmp_path / name) for name in ("m", "r.html", "s.md", "drift")}
-    decision = monitor.python_func(prediction_log_uri=str(log), registry_uri=registry, model_name="model",
-                                   drift_metrics=arts["m"], drift_report=arts["r.html"], drift_summary=arts["s.md"],
-                                   drift=arts["drift"])
-    assert decision == "act"
+    outputs = monitor.python_func(prediction_log_uri=str(log), registry_uri=registry, model_name="model",
+                                  drift_metrics=arts["m"], drift_report=arts["r.html"], drift_summary=arts["s.md"],
+                                  drift=arts["drift"])
+    assert (outputs.decision, outputs.retrain) == ("act", True)
+    assert arts["drift"].metadata["retrain"] is True
     assert arts["drift"].metadata["triggered"] == [mon.PREDICTION_FEATURE]
     assert json.loads((tmp_path / "drift" / names.DRIFT_RESULT_FILE).read_text())["decision"] == "act"
     assert (tmp_path / "r.html").read_text().startswith("<!DOCTYPE html>")
     assert "**Decision: ACT**" in (tmp_path / "s.md").read_text()
     assert arts["m"].logged["decision_code"] == 2.0 and arts["m"].logged["probability_psi"] > 0.2
+    # retraining only at or above retrain_on
+    shutil.rmtree(tmp_path / "drift")
+    outputs = monitor.python_func(prediction_log_uri=str(log), registry_uri=registry, model_name="model",
+                                  drift_metrics=arts["m"], drift_report=arts["r.html"], drift_summary=arts["s.md"],
+                                  drift=arts["drift"], act_threshold=10.0, warn_threshold=5.0)
+    assert (outputs.decision, outputs.retrain) == ("ok", False)
     # unusable input fails the task, with the reason next to the outputs
     shutil.rmtree(tmp_path / "drift")
     with pytest.raises(PipelineInputError):
@@ -409,3 +436,19 @@ def test_component_body_returns_the_decision_and_fills_the_artifacts(tmp_path, r
                             drift_metrics=arts["m"], drift_report=arts["r.html"], drift_summary=arts["s.md"],
                             drift=arts["drift"])
     assert "does not exist" in (tmp_path / "drift" / "FAILURE.json").read_text()
+
+
+@pytest.mark.parametrize("decision, retrain_on, expected", [
+    ("ok", "act", False), ("warn", "act", False), ("act", "act", True),
+    ("ok", "warn", False), ("warn", "warn", True), ("act", "warn", True),
+    ("ok", "always", True),
+])
+def test_should_retrain_at_or_above_the_trigger_level(decision, retrain_on, expected):
+    assert mon.should_retrain(decision, retrain_on) is expected
+
+
+def test_should_retrain_rejects_unknown_levels():
+    with pytest.raises(PipelineInputError, match="retrain_on must be one of"):
+        mon.should_retrain("act", "sometimes")
+    with pytest.raises(PipelineInputError, match="unknown drift decision"):
+        mon.should_retrain("fine", "act")
