@@ -11,6 +11,12 @@ Checks (every breach names the figure and its bound):
   `p99_latency_slack_ms` (the slack keeps sub-millisecond noise from failing a step).
 - prediction shift: PSI (components/common/drift.py) of the candidate's predictions against the
   stable's over the same window (same traffic, split at random) <= `max_prediction_psi`.
+- live quality, when the traffic is labelled (replayed eval rows): the candidate's AUC on its share
+  >= the stable's AUC on its share - `max_auc_drop` - 2.33 × the standard error of the difference
+  (Hanley–McNeil; the two shares are independent random splits). PSI cannot see a model whose
+  scores are inverted or random but spread like the stable's (measured PSI 0.17 and 0.07 against
+  the champion's scores); AUC on labelled rows does. Judged when each side has `min_labelled`
+  labelled predictions of both classes.
 
 Percent 0 is the shadow step: the candidate saw mirrored traffic; the words say "shadow".
 """
@@ -39,6 +45,23 @@ CHECK_ERRORS = "error rate"
 CHECK_ERRORS_RELATIVE = "error rate vs stable"
 CHECK_LATENCY = "p99 latency"
 CHECK_SHIFT = "prediction PSI"
+CHECK_QUALITY = "live AUC vs stable"
+AUC_NOISE_Z = 2.33  # one-sided 99%
+
+
+def auc_with_error(labels: list[int], scores: list[float]) -> tuple[float, float] | None:
+    """ROC AUC and its Hanley–McNeil (1982) standard error; None without both classes."""
+    from components.monitor.feedback import auc_score
+
+    y = np.asarray(labels, dtype=bool)
+    auc = auc_score(y, np.asarray(scores, dtype=np.float64))
+    if auc is None:
+        return None
+    positives, negatives = int(y.sum()), int((~y).sum())
+    q1, q2 = auc / (2 - auc), 2 * auc * auc / (1 + auc)
+    variance = (auc * (1 - auc) + (positives - 1) * (q1 - auc * auc) + (negatives - 1) * (q2 - auc * auc)) \
+        / (positives * negatives)
+    return auc, math.sqrt(max(variance, 0.0))
 
 
 def p99(values: list[float]) -> float | None:
@@ -113,6 +136,22 @@ def analyse(percent: int, stable: VersionStats, canary: VersionStats, policy: Ro
                       f"predictions against the stable's {len(stable.predictions)} "
                       f"{'>' if not passed else '<='} bound {policy.max_prediction_psi:g}")
 
+    # Live quality on labelled traffic: AUC of each version on its own share of the window.
+    auc_s = auc_c = auc_bound = None
+    labelled = min(len(canary.labels), len(stable.labels))
+    if enough and labelled >= policy.min_labelled:
+        measured_s = auc_with_error(stable.labels, stable.predictions[:len(stable.labels)])
+        measured_c = auc_with_error(canary.labels, canary.predictions[:len(canary.labels)])
+        if measured_s and measured_c:
+            (auc_s, se_s), (auc_c, se_c) = measured_s, measured_c
+            noise = AUC_NOISE_Z * math.hypot(se_s, se_c)
+            auc_bound = auc_s - policy.max_auc_drop - noise
+            passed = auc_c >= auc_bound
+            check(CHECK_QUALITY, auc_c, auc_bound, passed,
+                  f"live AUC {auc_c:.3f} of the {who} on {len(canary.labels)} labelled predictions "
+                  f"{'<' if not passed else '>='} bound {auc_bound:.3f} (stable {auc_s:.3f} on "
+                  f"{len(stable.labels)} - {policy.max_auc_drop:g} max_auc_drop - {noise:.3f} noise)")
+
     figures = {
         "requests_stable": stable.requests, "requests_canary": canary.requests,
         "errors_stable": stable.errors, "errors_canary": canary.errors,
@@ -120,6 +159,7 @@ def analyse(percent: int, stable: VersionStats, canary: VersionStats, policy: Ro
         "error_rate_bound": min(policy.max_error_rate, relative_bound),
         "p99_ms_stable": p99_s, "p99_ms_canary": p99_c, "p99_bound_ms": p99_bound,
         "prediction_psi": psi, "psi_bound": policy.max_prediction_psi,
+        "auc_stable": auc_s, "auc_canary": auc_c, "auc_bound": auc_bound, "labelled_canary": len(canary.labels),
         "predictions_stable": len(stable.predictions), "predictions_canary": len(canary.predictions),
         "min_requests": policy.min_requests,
     }
@@ -157,7 +197,7 @@ def _fmt(value, kind: str) -> str:
         return _pct(value)
     if kind == "ms":
         return f"{value:.1f} ms"
-    if kind == "psi":
+    if kind in ("psi", "auc"):
         return f"{value:.3f}"
     return f"{value:,}" if isinstance(value, int) else f"{value:g}"
 
@@ -169,6 +209,8 @@ STEP_COLUMNS = (  # (header, figure, bound figure, kind)
     ("p99 canary", "p99_ms_canary", "p99_bound_ms", "ms"),
     ("p99 stable", "p99_ms_stable", None, "ms"),
     ("prediction PSI", "prediction_psi", "psi_bound", "psi"),
+    ("live AUC canary", "auc_canary", "auc_bound", "auc"),
+    ("live AUC stable", "auc_stable", None, "auc"),
 )
 
 
@@ -178,7 +220,7 @@ def _step_cells(step: StepDecision) -> list[str]:
     for _, figure, bound, kind in STEP_COLUMNS[1:]:
         text = _fmt(f.get(figure), kind)
         if bound is not None:
-            text += f" (≤ {_fmt(f.get(bound), kind)})"
+            text += f" ({'≥' if kind == 'auc' else '≤'} {_fmt(f.get(bound), kind)})"
         cells.append(text)
     return cells
 

@@ -21,7 +21,7 @@ from components.common import io as fio
 from components.common import names
 from components.common.errors import PipelineInputError
 from components.deploy import analysis
-from components.deploy.replay import ReplayConfig, ReplayObserver, feature_types_of, load_rows
+from components.deploy.replay import ReplayConfig, ReplayObserver, feature_types_of, load_labels, load_rows
 from components.deploy.rollout import (
     MODES,
     ROLLED_BACK,
@@ -64,6 +64,7 @@ class DeployConfig:
     max_p99_latency_ratio: float = 1.5
     p99_latency_slack_ms: float = 25.0
     max_prediction_psi: float = 0.2
+    max_auc_drop: float = 0.05
 
     # Replayed traffic.
     data: str = ""
@@ -132,7 +133,7 @@ class DeployConfig:
                              max_error_rate_increase=self.max_error_rate_increase,
                              max_p99_latency_ratio=self.max_p99_latency_ratio,
                              p99_latency_slack_ms=self.p99_latency_slack_ms,
-                             max_prediction_psi=self.max_prediction_psi)
+                             max_prediction_psi=self.max_prediction_psi, max_auc_drop=self.max_auc_drop)
 
     def replay(self) -> ReplayConfig:
         return ReplayConfig(rows_per_request=self.rows_per_request, concurrency=self.concurrency,
@@ -200,28 +201,16 @@ def build_target(config: DeployConfig) -> Target:
         return LocalTarget(LocalConfig(state_dir=config.state_dir, serving_python=config.serving_python,
                                        backend=config.backend, seed=config.seed,
                                        ready_timeout_s=config.ready_timeout_s))
-    # HOOK (kserve/vertex): those modules are written beside this one; each exposes a class with
-    # `from_deploy_config(config: DeployConfig)`. Imported lazily: their client libraries are heavy.
+    # Imported lazily: their client libraries (kubernetes, google-cloud-aiplatform) are heavy.
     if config.target == KSERVE:
-        try:
-            from components.deploy.kserve import KServeTarget
-        except ImportError as exc:
-            raise NotImplementedError(f"the kserve target is not available: {exc}") from exc
-        return _from_config(KServeTarget, config)
+        from components.deploy.kserve import KServeTarget
+
+        return KServeTarget.from_deploy_config(config)
     if config.target == VERTEX:
-        try:
-            from components.deploy.vertex import VertexTarget
-        except ImportError as exc:
-            raise NotImplementedError(f"the vertex target is not available: {exc}") from exc
-        return _from_config(VertexTarget, config)
+        from components.deploy.vertex import VertexTarget
+
+        return VertexTarget.from_deploy_config(config)
     raise PipelineInputError(f"no target to build for {config.target!r}")
-
-
-def _from_config(cls, config: DeployConfig) -> Target:
-    factory = getattr(cls, "from_deploy_config", None)
-    if factory is None:
-        raise NotImplementedError(f"{cls.__module__}.{cls.__name__} has no from_deploy_config(DeployConfig)")
-    return factory(config)
 
 
 def build_observer(config: DeployConfig, target: Target, candidate: ModelRef, stable: Callable[[], str | None],
@@ -235,17 +224,19 @@ def build_observer(config: DeployConfig, target: Target, candidate: ModelRef, st
     if not config.data:
         raise PipelineInputError(f"the {config.target} target needs data to replay as traffic")
     rows = load_rows(config.data, feature_types_of(candidate.uri), config.max_rows)
-    progress(f"replaying {len(rows)} rows from {config.data}: {config.requests_per_step} requests per step, "
-             f"{config.rows_per_request} rows each, concurrency {config.concurrency}")
+    labels = load_labels(config.data, config.max_rows)
+    progress(f"replaying {len(rows)} {'labelled ' if labels else ''}rows from {config.data}: "
+             f"{config.requests_per_step} requests per step, {config.rows_per_request} rows each, "
+             f"concurrency {config.concurrency}")
     versions = lambda: (stable(), candidate.version)  # noqa: E731
     if hasattr(target, "records"):
         return ReplayObserver(target, config.model_name, rows, config.replay(), config.requests_per_step,
-                              versions=versions, progress=progress)
+                              versions=versions, progress=progress, labels=labels)
     url = config.kserve_url or getattr(target, "url", "")
     if not url:
         raise PipelineInputError(f"no URL to send replayed traffic to on the {config.target} target")
     return ReplayObserver(None, config.model_name, rows, config.replay(), config.requests_per_step, url=url,
-                          versions=versions, progress=progress)
+                          versions=versions, progress=progress, labels=labels)
 
 
 # ------------------------------------------------------------------------------ run

@@ -147,6 +147,23 @@ def load_rows(data: str, feature_types: dict[str, str], max_rows: int = 0) -> li
     return rows[:max_rows] if max_rows else rows
 
 
+def load_labels(data: str, max_rows: int = 0) -> list[int] | None:
+    """The 0/1 labels of load_rows(data)'s rows, in the same order, when `data` is an ingest
+    examples directory (its metadata names the label); None for other data (unlabelled traffic)."""
+    metadata_path = fio.join(data, names.EXAMPLES_METADATA_FILE)
+    path = fio.join(data, names.EVAL, names.EXAMPLES_FILE)
+    if not (fio.exists(metadata_path) and fio.exists(path)):
+        return None
+    label = fio.read_json(metadata_path).get("label")
+    if not label:
+        return None
+    labels = [row[label] for row in _read_examples(path, {label: "int"})]
+    if any(value not in (0, 1) for value in labels):
+        log.warning("%s: label %r is not 0/1 in every row; the canary's AUC is not judged", path, label)
+        return None
+    return labels[:max_rows] if max_rows else labels
+
+
 def feature_types_of(version_dir: str) -> dict[str, str]:
     """The raw feature types a pushed version takes (model_info.json)."""
     path = fio.join(version_dir, names.MODEL_INFO_FILE)
@@ -178,9 +195,11 @@ class ReplayObserver:
     def __init__(self, target: RequestLog | None, model_name: str, rows: list[dict], config: ReplayConfig,
                  requests_per_step: int, url: str = "",
                  versions: Callable[[], tuple[str | None, str | None]] | None = None,
-                 progress: Callable[[str], None] = print):
+                 progress: Callable[[str], None] = print, labels: list[int] | None = None):
         if not rows:
             raise ValueError("no rows to replay")
+        if labels is not None and len(labels) != len(rows):
+            raise ValueError(f"{len(labels)} labels for {len(rows)} rows")
         if target is None and not url:
             raise ValueError("a ReplayObserver needs a target with records or a url")
         self.target = target
@@ -190,21 +209,30 @@ class ReplayObserver:
         self._url = url
         self._versions = versions
         self.progress = progress
-        self._rows = list(rows)
-        random.Random(config.seed).shuffle(self._rows)
+        # Labels travel with their rows: a request's labels are its predictions' true labels.
+        order = list(range(len(rows)))
+        random.Random(config.seed).shuffle(order)
+        self._rows = [rows[i] for i in order]
+        self._labels = [labels[i] for i in order] if labels is not None else None
+        self._labels_by_request: dict[str, list[int]] = {}
         self._cursor = 0
         self.windows: list[dict] = []
         """Per step: what the client saw (sent, answered, failed, seconds)."""
 
-    def _batches(self, n: int) -> list[list[dict]]:
+    def _batches(self, n: int) -> list[tuple[str, list[dict]]]:
+        """(request id, rows) for the next n requests; the rows' labels are kept by request id."""
         size, total = self.config.rows_per_request, len(self._rows)
         batches = []
         for _ in range(n):
-            batches.append([self._rows[(self._cursor + i) % total] for i in range(size)])
+            positions = [(self._cursor + i) % total for i in range(size)]
+            request_id = str(uuid.uuid4())
+            batches.append((request_id, [self._rows[i] for i in positions]))
+            if self._labels is not None:
+                self._labels_by_request[request_id] = [self._labels[i] for i in positions]
             self._cursor = (self._cursor + size) % total
         return batches
 
-    async def _send(self, url: str, batches: list[list[dict]]) -> list[Answer]:
+    async def _send(self, url: str, batches: list[tuple[str, list[dict]]]) -> list[Answer]:
         import aiohttp
 
         endpoint = f"{url}/v1/models/{self.model_name}:predict"
@@ -217,8 +245,7 @@ class ReplayObserver:
 
         async def worker(session) -> None:
             while not queue.empty():
-                batch = queue.get_nowait()
-                request_id = str(uuid.uuid4())
+                request_id, batch = queue.get_nowait()
                 body = json.dumps({"instances": batch}).encode()
                 start = time.perf_counter()
                 answer = Answer(request_id, 0, 0.0)
@@ -271,7 +298,7 @@ class ReplayObserver:
             target.requests += 1
             if record.ok:
                 target.latencies_ms.append(record.latency_ms)
-                target.predictions.extend(record.predictions)
+                self._add_predictions(target, record.request_id, record.predictions)
             else:
                 target.errors += 1
         self._fill_versions(stats["stable"], stats[candidate_role])
@@ -288,10 +315,18 @@ class ReplayObserver:
             target.requests += 1
             if answer.status == 200:
                 target.latencies_ms.append(answer.latency_ms)
-                target.predictions.extend(answer.predictions)
+                self._add_predictions(target, answer.request_id, answer.predictions)
             else:
                 target.errors += 1
         return stable, canary
+
+    def _add_predictions(self, stats: VersionStats, request_id: str, predictions: list[float]) -> None:
+        """Predictions, with their labels when the traffic is labelled and the answer is whole
+        (labels stay aligned with the first len(labels) predictions)."""
+        labels = self._labels_by_request.get(request_id)
+        if labels is not None and len(labels) == len(predictions) and len(stats.labels) == len(stats.predictions):
+            stats.labels.extend(labels)
+        stats.predictions.extend(predictions)
 
     def _fill_versions(self, stable: VersionStats, canary: VersionStats) -> None:
         if self._versions and not (stable.version and canary.version):

