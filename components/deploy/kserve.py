@@ -66,14 +66,13 @@ import logging
 import re
 import time
 import urllib.parse
-import uuid
 from collections.abc import Callable
 from typing import Any
 
 from kubernetes.client.exceptions import ApiException
 
 from components.common.errors import PipelineInputError
-from components.deploy.replay import ReplayConfig
+from components.deploy.replay import Batch, ReplayConfig, ReplayRows, count_answer
 from components.deploy.rollout import LiveState, ModelRef, VersionStats
 
 log = logging.getLogger(__name__)
@@ -382,12 +381,13 @@ class KServeTarget:
 
     def observer(self, config, candidate: ModelRef) -> "KServeReplayObserver":
         """deploy.build_observer's hook: replayed held-out rows, mirrored to the shadow in shadow mode."""
-        from components.deploy.replay import feature_types_of, load_rows
+        from components.deploy.replay import feature_types_of, load_labels, load_rows
 
         if not config.data:
             raise PipelineInputError("the kserve target needs data: held-out rows to replay as traffic")
         rows = load_rows(config.data, feature_types_of(candidate.uri), config.max_rows)
-        return KServeReplayObserver(self, candidate, rows, config.replay(), config.requests_per_step)
+        return KServeReplayObserver(self, candidate, rows, config.replay(), config.requests_per_step,
+                                    labels=load_labels(config.data, config.max_rows))
 
     # -------------------------------------------------------------- API calls
 
@@ -624,15 +624,6 @@ class _Answer:
     predictions: list[float] = dataclasses.field(default_factory=list)
 
 
-def _count(stats: VersionStats, answer: _Answer, ok: bool | None = None) -> None:
-    stats.requests += 1
-    if answer.ok if ok is None else ok:
-        stats.latencies_ms.append(answer.latency_ms)
-        stats.predictions.extend(answer.predictions)
-    else:
-        stats.errors += 1
-
-
 class KServeReplayObserver:
     """`rollout.Observer` for a cluster: replayed rows as V1 requests to the InferenceService.
 
@@ -648,11 +639,8 @@ class KServeReplayObserver:
     """
 
     def __init__(self, target: KServeTarget, candidate: ModelRef, rows: list[dict], config: ReplayConfig,
-                 requests_per_step: int, transport=None, progress: Callable[[str], None] = print):
-        if not rows:
-            raise ValueError("no rows to replay")
-        import random
-
+                 requests_per_step: int, transport=None, progress: Callable[[str], None] = print,
+                 labels: list[int] | None = None):
         self.target = target
         self.candidate = candidate
         self.config = config
@@ -660,26 +648,16 @@ class KServeReplayObserver:
         self.transport = transport
         """An httpx transport (tests: httpx.MockTransport); None = the network."""
         self.progress = progress
-        self._rows = list(rows)
-        random.Random(config.seed).shuffle(self._rows)
-        self._cursor = 0
+        self.replay = ReplayRows(rows, config, labels)
 
-    def _batches(self, n: int) -> list[list[dict]]:
-        size, total = self.config.rows_per_request, len(self._rows)
-        batches = []
-        for _ in range(n):
-            batches.append([self._rows[(self._cursor + i) % total] for i in range(size)])
-            self._cursor = (self._cursor + size) % total
-        return batches
-
-    def _post(self, client, url: str, headers: dict, batch: list[dict]) -> _Answer:
+    def _post(self, client, url: str, headers: dict, batch: Batch) -> _Answer:
         import httpx
 
         started = time.perf_counter()
         answer = _Answer()
         try:
-            response = client.post(url, json={"instances": batch},
-                                   headers={**headers, "x-request-id": str(uuid.uuid4())})
+            response = client.post(url, json={"instances": batch.rows},
+                                   headers={**headers, "x-request-id": batch.request_id})
             answer.status = response.status_code
             if response.status_code == 200:
                 body = response.json()
@@ -692,7 +670,7 @@ class KServeReplayObserver:
         answer.latency_ms = (time.perf_counter() - started) * 1000
         return answer
 
-    def _send(self, targets: list[tuple[str, dict]], batches: list[list[dict]]) -> list[list[_Answer]]:
+    def _send(self, targets: list[tuple[str, dict]], batches: list[Batch]) -> list[list[_Answer]]:
         """Per batch, one answer per target (sent one after the other: the shadow sees the same rows)."""
         import httpx
 
@@ -714,17 +692,20 @@ class KServeReplayObserver:
             shadow, shadow_headers = self.target.endpoint(shadow=True)
             targets.append((shadow + f"/v1/models/{self.target.config.shadow_name}:predict", shadow_headers))
         started = time.perf_counter()
-        results = self._send(targets, self._batches(self.requests_per_step))
-        for answers in results:
+        batches = self.replay.take(self.requests_per_step)
+        results = self._send(targets, batches)
+        for batch, answers in zip(batches, results):
+            first = answers[0]
             if percent == 0:
-                _count(stable, answers[0])
-                _count(candidate, answers[1], ok=answers[1].ok and answers[1].version == candidate.version)
-            elif answers[0].ok and answers[0].version == stable_version:
-                _count(stable, answers[0])
-            elif answers[0].ok and answers[0].version == candidate.version:
-                _count(candidate, answers[0])
+                count_answer(stable, first.ok, first.latency_ms, first.predictions, batch.labels)
+                shadow = answers[1]
+                count_answer(candidate, shadow.ok and shadow.version == candidate.version, shadow.latency_ms,
+                             shadow.predictions, batch.labels)
+            elif first.ok and first.version in (stable_version, candidate.version):
+                count_answer(stable if first.version == stable_version else candidate, True, first.latency_ms,
+                             first.predictions, batch.labels)
             else:  # failed or unattributable: the candidate's error (fail safe)
-                _count(candidate, answers[0], ok=False)
+                count_answer(candidate, False, first.latency_ms, first.predictions)
         seconds = time.perf_counter() - started
         label = "shadow" if percent == 0 else f"{percent}%"
         self.progress(f"step {label}: {len(results)} requests in {seconds:.1f} s | stable {stable.version}: "

@@ -52,6 +52,56 @@ class ReplayConfig:
             raise ValueError(f"invalid replay config: {self}")
 
 
+@dataclasses.dataclass(frozen=True)
+class Batch:
+    """One request's worth of replayed rows, with their true labels when the rows are labelled."""
+
+    request_id: str
+    rows: list[dict]
+    labels: list[int] | None = None
+
+
+class ReplayRows:
+    """Held-out rows (and their labels) in a seeded shuffled order, handed out as request-sized
+    batches, cycling: the traffic of every observer (local, URL, KServe, Vertex)."""
+
+    def __init__(self, rows: list[dict], config: ReplayConfig, labels: list[int] | None = None):
+        if not rows:
+            raise ValueError("no rows to replay")
+        if labels is not None and len(labels) != len(rows):
+            raise ValueError(f"{len(labels)} labels for {len(rows)} rows")
+        order = list(range(len(rows)))
+        random.Random(config.seed).shuffle(order)
+        self.rows = [rows[i] for i in order]
+        self.labels = [labels[i] for i in order] if labels is not None else None
+        self.rows_per_request = config.rows_per_request
+        self._cursor = 0
+
+    def take(self, n: int) -> list[Batch]:
+        size, total = self.rows_per_request, len(self.rows)
+        batches = []
+        for _ in range(n):
+            positions = [(self._cursor + i) % total for i in range(size)]
+            labels = [self.labels[i] for i in positions] if self.labels is not None else None
+            batches.append(Batch(str(uuid.uuid4()), [self.rows[i] for i in positions], labels))
+            self._cursor = (self._cursor + size) % total
+        return batches
+
+
+def count_answer(stats: VersionStats, ok: bool, latency_ms: float, predictions: list[float],
+                 labels: list[int] | None = None) -> None:
+    """One request's outcome into a version's figures. Labels are kept only for a whole answer, so
+    they stay aligned with the first len(labels) predictions."""
+    stats.requests += 1
+    if not ok:
+        stats.errors += 1
+        return
+    stats.latencies_ms.append(latency_ms)
+    if labels is not None and len(labels) == len(predictions) and len(stats.labels) == len(stats.predictions):
+        stats.labels.extend(labels)
+    stats.predictions.extend(predictions)
+
+
 class RequestLog(Protocol):
     """What LocalTarget offers an observer: its address and the splitter's per-request records."""
 
@@ -196,10 +246,6 @@ class ReplayObserver:
                  requests_per_step: int, url: str = "",
                  versions: Callable[[], tuple[str | None, str | None]] | None = None,
                  progress: Callable[[str], None] = print, labels: list[int] | None = None):
-        if not rows:
-            raise ValueError("no rows to replay")
-        if labels is not None and len(labels) != len(rows):
-            raise ValueError(f"{len(labels)} labels for {len(rows)} rows")
         if target is None and not url:
             raise ValueError("a ReplayObserver needs a target with records or a url")
         self.target = target
@@ -209,30 +255,12 @@ class ReplayObserver:
         self._url = url
         self._versions = versions
         self.progress = progress
-        # Labels travel with their rows: a request's labels are its predictions' true labels.
-        order = list(range(len(rows)))
-        random.Random(config.seed).shuffle(order)
-        self._rows = [rows[i] for i in order]
-        self._labels = [labels[i] for i in order] if labels is not None else None
-        self._labels_by_request: dict[str, list[int]] = {}
-        self._cursor = 0
+        self.replay = ReplayRows(rows, config, labels)
+        self._labels_by_request: dict[str, list[int] | None] = {}
         self.windows: list[dict] = []
         """Per step: what the client saw (sent, answered, failed, seconds)."""
 
-    def _batches(self, n: int) -> list[tuple[str, list[dict]]]:
-        """(request id, rows) for the next n requests; the rows' labels are kept by request id."""
-        size, total = self.config.rows_per_request, len(self._rows)
-        batches = []
-        for _ in range(n):
-            positions = [(self._cursor + i) % total for i in range(size)]
-            request_id = str(uuid.uuid4())
-            batches.append((request_id, [self._rows[i] for i in positions]))
-            if self._labels is not None:
-                self._labels_by_request[request_id] = [self._labels[i] for i in positions]
-            self._cursor = (self._cursor + size) % total
-        return batches
-
-    async def _send(self, url: str, batches: list[tuple[str, list[dict]]]) -> list[Answer]:
+    async def _send(self, url: str, batches: list[Batch]) -> list[Answer]:
         import aiohttp
 
         endpoint = f"{url}/v1/models/{self.model_name}:predict"
@@ -245,8 +273,9 @@ class ReplayObserver:
 
         async def worker(session) -> None:
             while not queue.empty():
-                request_id, batch = queue.get_nowait()
-                body = json.dumps({"instances": batch}).encode()
+                batch = queue.get_nowait()
+                request_id = batch.request_id
+                body = json.dumps({"instances": batch.rows}).encode()
                 start = time.perf_counter()
                 answer = Answer(request_id, 0, 0.0)
                 try:
@@ -270,7 +299,9 @@ class ReplayObserver:
     def send(self, requests: int) -> list[Answer]:
         """Send `requests` requests (the next rows in the replay order) and return what came back."""
         url = self.target.url if self.target is not None else self._url
-        return asyncio.run(self._send(url, self._batches(requests)))
+        batches = self.replay.take(requests)
+        self._labels_by_request.update((b.request_id, b.labels) for b in batches)
+        return asyncio.run(self._send(url, batches))
 
     def __call__(self, percent: int) -> tuple[VersionStats, VersionStats]:
         started = time.perf_counter()
@@ -295,12 +326,8 @@ class ReplayObserver:
             if target is None:
                 continue
             target.version = target.version or record.version
-            target.requests += 1
-            if record.ok:
-                target.latencies_ms.append(record.latency_ms)
-                self._add_predictions(target, record.request_id, record.predictions)
-            else:
-                target.errors += 1
+            count_answer(target, record.ok, record.latency_ms, record.predictions,
+                         self._labels_by_request.get(record.request_id))
         self._fill_versions(stats["stable"], stats[candidate_role])
         return stats["stable"], stats[candidate_role]
 
@@ -312,21 +339,9 @@ class ReplayObserver:
                 target = stable
             else:
                 target = canary  # the candidate's answers, and every error (see the module docstring)
-            target.requests += 1
-            if answer.status == 200:
-                target.latencies_ms.append(answer.latency_ms)
-                self._add_predictions(target, answer.request_id, answer.predictions)
-            else:
-                target.errors += 1
+            count_answer(target, answer.status == 200, answer.latency_ms, answer.predictions,
+                         self._labels_by_request.get(answer.request_id))
         return stable, canary
-
-    def _add_predictions(self, stats: VersionStats, request_id: str, predictions: list[float]) -> None:
-        """Predictions, with their labels when the traffic is labelled and the answer is whole
-        (labels stay aligned with the first len(labels) predictions)."""
-        labels = self._labels_by_request.get(request_id)
-        if labels is not None and len(labels) == len(predictions) and len(stats.labels) == len(stats.predictions):
-            stats.labels.extend(labels)
-        stats.predictions.extend(predictions)
 
     def _fill_versions(self, stable: VersionStats, canary: VersionStats) -> None:
         if self._versions and not (stable.version and canary.version):

@@ -51,7 +51,7 @@ from typing import Any
 
 from components.common.errors import PipelineInputError
 from components.common.images import SERVING_IMAGE
-from components.deploy.replay import ReplayConfig
+from components.deploy.replay import ReplayConfig, ReplayRows, count_answer
 from components.deploy.rollout import LiveState, ModelRef, VersionStats
 
 log = logging.getLogger(__name__)
@@ -163,12 +163,13 @@ class VertexTarget:
 
     def observer(self, config, candidate: ModelRef) -> "VertexObserver":
         """deploy.build_observer's hook: replayed held-out rows through Endpoint.predict."""
-        from components.deploy.replay import feature_types_of, load_rows
+        from components.deploy.replay import feature_types_of, load_labels, load_rows
 
         if not config.data:
             raise PipelineInputError("the vertex target needs data: held-out rows to replay as traffic")
         rows = load_rows(config.data, feature_types_of(candidate.uri), config.max_rows)
-        return VertexObserver(self, candidate, rows, config.replay(), config.requests_per_step)
+        return VertexObserver(self, candidate, rows, config.replay(), config.requests_per_step,
+                              labels=load_labels(config.data, config.max_rows))
 
     # -------------------------------------------------------------- lookups
 
@@ -374,15 +375,6 @@ class _Answer:
     predictions: list[float] = dataclasses.field(default_factory=list)
 
 
-def _count(stats: VersionStats, answer: _Answer, ok: bool | None = None) -> None:
-    stats.requests += 1
-    if answer.ok if ok is None else ok:
-        stats.latencies_ms.append(answer.latency_ms)
-        stats.predictions.extend(answer.predictions)
-    else:
-        stats.errors += 1
-
-
 class VertexObserver:
     """`rollout.Observer`: replayed rows through Endpoint.predict, each answer attributed by
     Prediction.deployed_model_id (the DeployedModel that served it).
@@ -394,27 +386,14 @@ class VertexObserver:
     candidate's)."""
 
     def __init__(self, target: VertexTarget, candidate: ModelRef, rows: list[dict], config: ReplayConfig,
-                 requests_per_step: int, progress: Callable[[str], None] = print):
-        if not rows:
-            raise ValueError("no rows to replay")
-        import random
-
+                 requests_per_step: int, progress: Callable[[str], None] = print,
+                 labels: list[int] | None = None):
         self.target = target
         self.candidate = candidate
         self.config = config
         self.requests_per_step = requests_per_step
         self.progress = progress
-        self._rows = list(rows)
-        random.Random(config.seed).shuffle(self._rows)
-        self._cursor = 0
-
-    def _batches(self, n: int) -> list[list[dict]]:
-        size, total = self.config.rows_per_request, len(self._rows)
-        batches = []
-        for _ in range(n):
-            batches.append([self._rows[(self._cursor + i) % total] for i in range(size)])
-            self._cursor = (self._cursor + size) % total
-        return batches
+        self.replay = ReplayRows(rows, config, labels)
 
     def _predict(self, endpoint, batch: list[dict]) -> _Answer:
         started = time.perf_counter()
@@ -446,22 +425,23 @@ class VertexObserver:
             endpoints.append(shadow)
         stable, candidate = VersionStats(stable_version), VersionStats(self.candidate.version)
         started = time.perf_counter()
+        batches = self.replay.take(self.requests_per_step)
         with concurrent.futures.ThreadPoolExecutor(self.config.concurrency) as pool:
-            results = list(pool.map(lambda batch: [self._predict(e, batch) for e in endpoints],
-                                    self._batches(self.requests_per_step)))
-        for answers in results:
+            results = list(pool.map(lambda batch: [self._predict(e, batch.rows) for e in endpoints], batches))
+        for batch, answers in zip(batches, results):
+            first = answers[0]
             if percent == 0:
-                _count(stable, answers[0])
-                shadow_ok = answers[1].ok and versions_shadow.get(answers[1].deployed_model_id) == candidate.version
-                _count(candidate, answers[1], ok=shadow_ok)
+                count_answer(stable, first.ok, first.latency_ms, first.predictions, batch.labels)
+                shadow = answers[1]
+                shadow_ok = shadow.ok and versions_shadow.get(shadow.deployed_model_id) == candidate.version
+                count_answer(candidate, shadow_ok, shadow.latency_ms, shadow.predictions, batch.labels)
                 continue
-            version = versions.get(answers[0].deployed_model_id) if answers[0].ok else None
-            if version and version == stable_version:
-                _count(stable, answers[0])
-            elif version and version == candidate.version:
-                _count(candidate, answers[0])
+            version = versions.get(first.deployed_model_id) if first.ok else None
+            if version and version in (stable_version, candidate.version):
+                count_answer(stable if version == stable_version else candidate, True, first.latency_ms,
+                             first.predictions, batch.labels)
             else:  # failed or unattributable: the candidate's error (fail safe)
-                _count(candidate, answers[0], ok=False)
+                count_answer(candidate, False, first.latency_ms, first.predictions)
         seconds = time.perf_counter() - started
         label = "shadow" if percent == 0 else f"{percent}%"
         self.progress(f"step {label}: {len(results)} requests in {seconds:.1f} s | stable {stable.version}: "

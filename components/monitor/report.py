@@ -132,7 +132,9 @@ def threshold_bars(values: dict[str, float], warn: float, act: float, width: int
         x = label_width + bound * scale
         parts.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="0" y2="{height - 16}" stroke="#1f2328" '
                      f'stroke-dasharray="{"2 3" if name == "warn" else "5 3"}"/>')
-        parts.append(f'<text x="{x + 3:.1f}" y="{height - 4}">{name} {hr.fmt(bound)}</text>')
+        # warn's label left of its line, act's right of its: close bounds never overprint
+        anchor, dx = ("end", -3) if name == "warn" else ("start", 3)
+        parts.append(f'<text x="{x + dx:.1f}" y="{height - 4}" text-anchor="{anchor}">{name} {hr.fmt(bound)}</text>')
     parts.append("</svg>")
     return "".join(parts)
 

@@ -309,12 +309,15 @@ def test_replayed_labels_travel_with_their_rows(examples_dir):
     tagged = [{**row, "_label": label} for row, label in zip(rows, labels)]
     observer = ReplayObserver(None, "model", tagged, ReplayConfig(rows_per_request=8), 10, url="http://x",
                               versions=lambda: ("v1", "v2"), progress=lambda _: None, labels=labels)
-    batches = observer._batches(30)
-    answers = [Answer(rid, 200, 1.0, version="v1" if i % 2 else "v2", predictions=[0.5] * len(batch))
-               for i, (rid, batch) in enumerate(batches)]
+    batches = observer.replay.take(30)
+    observer._labels_by_request.update((b.request_id, b.labels) for b in batches)
+    assert all(b.labels == [row["_label"] for row in b.rows] for b in batches)
+    answers = [Answer(b.request_id, 200, 1.0, version="v1" if i % 2 else "v2", predictions=[0.5] * len(b.rows))
+               for i, b in enumerate(batches)]
     answers.append(Answer("unknown-id", 200, 1.0, version="v2", predictions=[0.5] * 8))  # not ours: no labels
+    answers.append(Answer(batches[0].request_id, 500, 1.0))  # an error adds no labels either
     stable, canary = observer._from_answers(answers)
     for stats, parity in ((stable, 1), (canary, 0)):
-        expected = [row["_label"] for i, (_, batch) in enumerate(batches) if i % 2 == parity for row in batch]
-        assert stats.labels == expected
-    assert len(canary.predictions) == len(canary.labels) + 8
+        assert stats.labels == [label for i, b in enumerate(batches) if i % 2 == parity for label in b.labels]
+    # The unlabelled answer came after the labelled ones: labels stay aligned with the predictions.
+    assert len(canary.predictions) == len(canary.labels) + 8 and canary.errors == 1

@@ -533,6 +533,24 @@ def test_observer_attributes_by_model_version_and_counts_the_unattributable_agai
     assert len({r.headers["x-request-id"] for r in serving.seen}) == 100
 
 
+def test_observer_keeps_the_labels_of_each_answered_batch():
+    cluster = canary_cluster()
+    target = make_target(cluster)
+    serving = Serving(cluster, every_nth_fails=25)
+    labels = [i % 2 for i in range(len(ROWS))]
+    tagged = [{**row, "_label": label} for row, label in zip(ROWS, labels)]
+    observer = ks.KServeReplayObserver(target, V2, tagged, ReplayConfig(rows_per_request=2, concurrency=1), 100,
+                                       transport=httpx.MockTransport(serving), progress=lambda line: None,
+                                       labels=labels)
+    stable, canary = observer(10)
+    sent = {r.headers["x-request-id"]: [row["_label"] for row in json.loads(r.content)["instances"]]
+            for r in serving.seen}
+    assert len(stable.labels) == len(stable.predictions) == 2 * (stable.requests - stable.errors)
+    assert len(canary.labels) == len(canary.predictions) == 2 * (canary.requests - canary.errors)
+    assert sorted(stable.labels + canary.labels) == sorted(
+        label for n, (rid, batch) in enumerate(sent.items(), 1) if n % 25 for label in batch)
+
+
 def test_observer_mirrors_each_batch_to_the_shadow_service():
     cluster = stable_cluster()
     target = make_target(cluster)
@@ -603,4 +621,4 @@ def test_built_from_the_deploy_config(tmp_path):
     (version_dir / "model_info.json").write_text(json.dumps({"raw_feature_types": {"lvrat": "float", "chist": "int"}}))
     observer = target.observer(config, ModelRef("model", V2.version, str(version_dir)))
     assert isinstance(observer, ks.KServeReplayObserver) and observer.requests_per_step == 50
-    assert set(observer._rows[0]) == {"lvrat", "chist"} and len(observer._rows) == 800
+    assert set(observer.replay.rows[0]) == {"lvrat", "chist"} and len(observer.replay.rows) == 800
