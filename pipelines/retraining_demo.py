@@ -18,6 +18,7 @@ OUT/retrain_summary.json holds what each step decided, with the reports.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import glob
 import os
@@ -102,6 +103,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.slices is None:
             args.slices = ",".join(champion_config.slices)
         training = run_local.config_from_args(args, defaults=RETRAIN_TRAINING_DEFAULTS)
+        retrain = RetrainConfig(prediction_log_uri=os.path.join(run_local.local_deploy_state_dir(out_dir), "logs"),
+                                retrain_on=args.retrain_on)
     except PipelineInputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -115,8 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     sent = send_traffic(training, out_dir, newer, args.requests)
     print(f"   {sent['requests']} sent ({sent['rows']} rows), {sent['failed']} failed")
     print("4. retrain: monitor, then (on drift) the training pipeline and its canary")
-    retrain = RetrainConfig(prediction_log_uri=os.path.join(run_local.local_deploy_state_dir(out_dir), "logs"),
-                            monitor_since=since, retrain_on=args.retrain_on)
+    retrain = dataclasses.replace(retrain, monitor_since=since)  # the shifted traffic only
     summary = run_retraining.run(retrain, training, out_dir, extra={"served": served, "traffic": sent,
                                                                     "shift": {"column": column, "factor": factor}})
     deployed = (summary.get("training") or {}).get("deploy") or {}
