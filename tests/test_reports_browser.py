@@ -248,7 +248,8 @@ def test_canary_analysis_renders_each_step_its_checks_and_the_rollback(chromium,
     for step, verdict in zip(result.steps, ("pass", "breach")):
         f = step.figures
         assert (f"{step.percent}% {f['requests_stable']} / {f['requests_canary']} " in text), step.percent
-        assert f"{f['prediction_psi']:.3f} (≤ {f['psi_bound']:.3f}) {verdict}" in text, step.percent
+        # unlabelled traffic: no live AUC figures, and no bound printed for them
+        assert f"{f['prediction_psi']:.3f} (≤ {f['psi_bound']:.3f}) — — {verdict}" in text, step.percent
         for check in step.checks:
             assert f"{step.percent}% {check['check']} " in text
     assert "Prediction PSI by step" in text

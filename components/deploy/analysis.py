@@ -219,7 +219,7 @@ def _step_cells(step: StepDecision) -> list[str]:
     cells = [f"{f.get('requests_stable', '—')} / {f.get('requests_canary', '—')}"]
     for _, figure, bound, kind in STEP_COLUMNS[1:]:
         text = _fmt(f.get(figure), kind)
-        if bound is not None:
+        if bound is not None and f.get(figure) is not None:
             text += f" ({'≥' if kind == 'auc' else '≤'} {_fmt(f.get(bound), kind)})"
         cells.append(text)
     return cells

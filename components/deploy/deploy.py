@@ -21,7 +21,7 @@ from components.common import io as fio
 from components.common import names
 from components.common.errors import PipelineInputError
 from components.deploy import analysis
-from components.deploy.replay import ReplayConfig, ReplayObserver, feature_types_of, load_labels, load_rows
+from components.deploy.replay import ReplayConfig, ReplayObserver, load_replay
 from components.deploy.rollout import (
     MODES,
     ROLLED_BACK,
@@ -221,10 +221,7 @@ def build_observer(config: DeployConfig, target: Target, candidate: ModelRef, st
     own = getattr(target, "observer", None)
     if callable(own):
         return own(config, candidate)
-    if not config.data:
-        raise PipelineInputError(f"the {config.target} target needs data to replay as traffic")
-    rows = load_rows(config.data, feature_types_of(candidate.uri), config.max_rows)
-    labels = load_labels(config.data, config.max_rows)
+    rows, labels = load_replay(config.data, candidate.uri, config.max_rows, config.target)
     progress(f"replaying {len(rows)} {'labelled ' if labels else ''}rows from {config.data}: "
              f"{config.requests_per_step} requests per step, {config.rows_per_request} rows each, "
              f"concurrency {config.concurrency}")

@@ -381,13 +381,10 @@ class KServeTarget:
 
     def observer(self, config, candidate: ModelRef) -> "KServeReplayObserver":
         """deploy.build_observer's hook: replayed held-out rows, mirrored to the shadow in shadow mode."""
-        from components.deploy.replay import feature_types_of, load_labels, load_rows
+        from components.deploy.replay import load_replay
 
-        if not config.data:
-            raise PipelineInputError("the kserve target needs data: held-out rows to replay as traffic")
-        rows = load_rows(config.data, feature_types_of(candidate.uri), config.max_rows)
-        return KServeReplayObserver(self, candidate, rows, config.replay(), config.requests_per_step,
-                                    labels=load_labels(config.data, config.max_rows))
+        rows, labels = load_replay(config.data, candidate.uri, config.max_rows, "kserve")
+        return KServeReplayObserver(self, candidate, rows, config.replay(), config.requests_per_step, labels=labels)
 
     # -------------------------------------------------------------- API calls
 

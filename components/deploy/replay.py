@@ -15,6 +15,7 @@ the candidate's errors: an unexplained error never helps a candidate pass.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import csv
 import dataclasses
 import json
@@ -214,6 +215,14 @@ def load_labels(data: str, max_rows: int = 0) -> list[int] | None:
     return labels[:max_rows] if max_rows else labels
 
 
+def load_replay(data: str, version_dir: str, max_rows: int = 0, target: str = "") -> tuple[list[dict], list[int] | None]:
+    """What a target's observer replays as traffic to the model in `version_dir`: its rows, typed
+    for the model, and their labels when the data is labelled (an ingest examples dir)."""
+    if not data:
+        raise PipelineInputError(f"the {target} target needs data: held-out rows to replay as traffic")
+    return load_rows(data, feature_types_of(version_dir), max_rows), load_labels(data, max_rows)
+
+
 def feature_types_of(version_dir: str) -> dict[str, str]:
     """The raw feature types a pushed version takes (model_info.json)."""
     path = fio.join(version_dir, names.MODEL_INFO_FILE)
@@ -237,6 +246,17 @@ class Answer:
     latency_ms: float
     version: str = ""
     predictions: list[float] = dataclasses.field(default_factory=list)
+
+
+def run_coroutine(coroutine):
+    """asyncio.run, also from code that already runs an event loop (a Jupyter kernel does): then
+    on a thread of its own."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coroutine)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
 
 
 class ReplayObserver:
@@ -301,7 +321,7 @@ class ReplayObserver:
         url = self.target.url if self.target is not None else self._url
         batches = self.replay.take(requests)
         self._labels_by_request.update((b.request_id, b.labels) for b in batches)
-        return asyncio.run(self._send(url, batches))
+        return run_coroutine(self._send(url, batches))
 
     def __call__(self, percent: int) -> tuple[VersionStats, VersionStats]:
         started = time.perf_counter()

@@ -163,13 +163,10 @@ class VertexTarget:
 
     def observer(self, config, candidate: ModelRef) -> "VertexObserver":
         """deploy.build_observer's hook: replayed held-out rows through Endpoint.predict."""
-        from components.deploy.replay import feature_types_of, load_labels, load_rows
+        from components.deploy.replay import load_replay
 
-        if not config.data:
-            raise PipelineInputError("the vertex target needs data: held-out rows to replay as traffic")
-        rows = load_rows(config.data, feature_types_of(candidate.uri), config.max_rows)
-        return VertexObserver(self, candidate, rows, config.replay(), config.requests_per_step,
-                              labels=load_labels(config.data, config.max_rows))
+        rows, labels = load_replay(config.data, candidate.uri, config.max_rows, "vertex")
+        return VertexObserver(self, candidate, rows, config.replay(), config.requests_per_step, labels=labels)
 
     # -------------------------------------------------------------- lookups
 

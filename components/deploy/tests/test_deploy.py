@@ -321,3 +321,17 @@ def test_replayed_labels_travel_with_their_rows(examples_dir):
         assert stats.labels == [label for i, b in enumerate(batches) if i % 2 == parity for label in b.labels]
     # The unlabelled answer came after the labelled ones: labels stay aligned with the predictions.
     assert len(canary.predictions) == len(canary.labels) + 8 and canary.errors == 1
+
+
+def test_replay_runs_inside_a_running_event_loop_as_in_a_notebook():
+    import asyncio
+
+    from components.deploy.replay import run_coroutine
+
+    async def answer():
+        return 42
+
+    async def notebook_cell():  # a Jupyter kernel runs cells inside its event loop
+        return run_coroutine(answer())
+
+    assert run_coroutine(answer()) == 42 and asyncio.run(notebook_cell()) == 42
