@@ -5,12 +5,13 @@ monitor reads the real baseline (skipped without one)."""
 from __future__ import annotations
 
 import glob
+import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from components.common import drift
+from components.common import drift, names
 from components.monitor import monitor as mon
 from components.monitor.tests import helpers as h
 
@@ -57,9 +58,14 @@ def test_the_make_run_champion_as_baseline(tmp_path):
     assert set(baseline.numeric) == {"pirat", "hirat", "lvrat", "unemp", "chist", "mhist"}
     result = mon.run_monitor(config, baseline)
     assert result.counts.used == 800 and len(result.rows) == 26
-    train_files = sorted(glob.glob(str(RUN / "pipeline_root" / "*" / "ingest" / "examples" / "train" / "*.gz")))
+    # The champion's own train split: the run whose ingested data hashes as the champion's lineage says.
+    lineage = json.loads((Path(mon.resolve_version(registry, "model")[1]) / names.LINEAGE_FILE).read_text())
+    train_files = [str(Path(m).parent / names.TRAIN / names.EXAMPLES_FILE)
+                   for m in sorted(glob.glob(str(RUN / "pipeline_root" / "*" / "ingest" / "examples" /
+                                                 names.EXAMPLES_METADATA_FILE)))
+                   if json.loads(Path(m).read_text()).get("data_sha256") == lineage["data"]["sha256"]]
     if not train_files:
-        pytest.skip("the run's train split is gone")
+        pytest.skip("the champion's train split is gone")
     values = []
     for record in tf.data.TFRecordDataset(train_files[-1], compression_type="GZIP"):
         example = tf.train.Example.FromString(record.numpy())
