@@ -8,7 +8,7 @@ run's examples (schema and skew; no drift check: the run's champion is the same 
 champion whose statistics were made with other histogram settings shows spurious drift), the gates
 re-applied to the run's TFMA output (PipelineConfig defaults, the run's slices), the push summary
 from the run's push result and lineage. One more validation page shows anomalies: the HMDA fixture with lvrat shifted in its eval
-split. Extra HTML files given on the command line (`name=path` to name the PNG) are screenshot too.
+split. The canary analysis and the drift report are the run's own (after `make retrain-demo`). Extra HTML files given on the command line (`name=path` to name the PNG) are screenshot too.
 Needs Chromium (`make browser`).
 """
 
@@ -88,6 +88,31 @@ def push_page(run_dir: str, work: str) -> str:
     return path
 
 
+def rollout_and_drift_pages(run: str, work: str) -> list[str]:
+    """The newest canary analysis that had steps (a pipeline's deploy task, else `make deploy`'s)
+    and the newest drift report (`make retrain-demo` / `make retrain`), where the run has them;
+    copied into `work` as .html files (KFP writes its HTML artifacts without an extension)."""
+    import shutil
+
+    found = []
+    canaries = [os.path.join(os.path.dirname(result), "..", "deploy_html")
+                for result in sorted(glob.glob(os.path.join(run, "pipeline_root", "*", "deploy", "deployment",
+                                                            "result.json")))
+                if json.load(open(result)).get("steps")]
+    standalone = os.path.join(run, "deploy", "report.html")
+    if canaries or os.path.exists(standalone):
+        found.append(("deploy_report", os.path.normpath(canaries[-1]) if canaries else standalone))
+    drift = sorted(glob.glob(os.path.join(run, "pipeline_root", "monitor-*", "monitor", "drift_report")))
+    if drift:
+        found.append(("drift_report", drift[-1]))
+    pages = []
+    for name, path in found:
+        copy = os.path.join(work, f"{name}.html")
+        shutil.copyfile(path, copy)
+        pages.append(f"{name}={copy}")
+    return pages
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("extra", nargs="*", help="more HTML files (or name=file.html) to screenshot")
@@ -113,6 +138,7 @@ def main(argv: list[str] | None = None) -> int:
             f"validation_report_anomalies={anomalies_page(parts['anomalies'])}",
             f"fairness_report={fairness_page(run_dir, summary, parts['fairness'])}",
             f"push_report={push_page(run_dir, parts['push'])}",
+            *rollout_and_drift_pages(args.run, work),
             *args.extra,
         ]
         if args.keep_html:
