@@ -9,6 +9,9 @@ UV_VERSION := 0.13.9
 UV_VENV := .venv-uv
 UV := $(UV_VENV)/bin/uv
 LOCK := pipeline.lock
+# The images' locks: the same pins as $(LOCK) without the test/dev extras; train adds CUDA wheels.
+RUNTIME_LOCK := pipeline-runtime.lock
+GPU_LOCK := train-gpu.lock
 
 # TFT and TFMA need Keras 2; quiet TensorFlow's C++ start-up log.
 export TF_USE_LEGACY_KERAS := 1
@@ -51,15 +54,17 @@ $(UV):
 
 $(VENV)/.installed: $(LOCK) setup.cfg | $(UV)
 	$(UV) venv --seed --allow-existing --python 3.11 $(VENV)
-	$(UV) pip sync --python $(PY) $(LOCK)
+	$(UV) pip sync --compile-bytecode --python $(PY) $(LOCK)
 	$(UV) pip install --python $(PY) --no-deps -e .
 	touch $@
 
 setup: $(VENV)/.installed
 
+LOCK_FLAGS := --python-version 3.11 --python-platform x86_64-manylinux_2_28 --generate-hashes
 lock: | $(UV)
-	$(UV) pip compile setup.cfg --extra test --python-version 3.11 \
-	  --python-platform x86_64-manylinux_2_28 --generate-hashes -o $(LOCK)
+	$(UV) pip compile setup.cfg --extra test --extra dev $(LOCK_FLAGS) -o $(LOCK)
+	$(UV) pip compile setup.cfg $(LOCK_FLAGS) -c $(LOCK) -o $(RUNTIME_LOCK)
+	$(UV) pip compile setup.cfg --extra gpu $(LOCK_FLAGS) -c $(LOCK) -o $(GPU_LOCK)
 
 run: setup
 	$(PY) -m pipelines.run_local --out $(OUT) \

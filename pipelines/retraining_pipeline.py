@@ -25,9 +25,9 @@ import typing
 
 from kfp import dsl
 
-from components.common.config import RETRAIN_TRAINING_DEFAULTS, RetrainConfig
+from components.common.config import RETRAIN_TRAINING_DEFAULTS, RetrainConfig, VertexSpec
 from components.monitor.component import monitor
-from pipelines.training_pipeline import training_pipeline
+from pipelines.training_pipeline import training_pipeline, vertex_training_pipeline
 
 PIPELINE_NAME = "retraining-pipeline"
 R = RetrainConfig()
@@ -42,7 +42,7 @@ MONITOR_PARAMETERS = [
 ]
 
 
-def _retraining_graph(arguments: dict) -> None:
+def _retraining_graph(training, arguments: dict) -> None:
     monitor_task = monitor(
         prediction_log_uri=arguments["prediction_log_uri"],
         registry_uri=arguments["registry_uri"],
@@ -53,26 +53,35 @@ def _retraining_graph(arguments: dict) -> None:
         act_threshold=arguments["drift_act_threshold"],
         min_rows=arguments["monitor_min_rows"],
         retrain_on=arguments["retrain_on"],
-    )
+    ).set_caching_options(False)  # it reads the prediction log, which grows between runs
     with dsl.If(monitor_task.outputs["retrain"] == True, name="retrain"):  # noqa: E712 - a KFP condition
-        training_pipeline(**{p.name: arguments[p.name] for p in TRAINING_PARAMETERS})
+        training(**{p.name: arguments[p.name] for p in TRAINING_PARAMETERS})
 
 
-def _pipeline_function():
+def _pipeline_function(training):
     """A function whose signature is the monitor's and the training pipeline's parameters: KFP reads
     the parameters from the signature and calls the function with them in that order."""
     parameters = MONITOR_PARAMETERS + TRAINING_PARAMETERS
     order = [p.name for p in parameters]
 
     def retraining_pipeline(*values):
-        _retraining_graph(dict(zip(order, values)))
+        _retraining_graph(training, dict(zip(order, values)))
 
     retraining_pipeline.__signature__ = inspect.Signature(parameters)
     retraining_pipeline.__doc__ = __doc__.split("\n\n")[0]
     return retraining_pipeline
 
 
-retraining_pipeline = dsl.pipeline(
-    name=PIPELINE_NAME,
-    description="Drift monitor → (on drift) the training pipeline: gates against the champion, canary deploy.",
-)(_pipeline_function())
+def _define(training):
+    return dsl.pipeline(
+        name=PIPELINE_NAME,
+        description="Drift monitor → (on drift) the training pipeline: gates against the champion, canary deploy.",
+    )(_pipeline_function(training))
+
+
+retraining_pipeline = _define(training_pipeline)
+
+
+def vertex_retraining_pipeline(spec: VertexSpec = VertexSpec()):
+    """The Vertex AI form: the training sub-DAG is the training pipeline's Vertex form."""
+    return _define(vertex_training_pipeline(spec))

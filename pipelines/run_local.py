@@ -20,6 +20,7 @@ from components.common import names
 from components.common.config import PipelineConfig
 from components.common.errors import PipelineInputError
 from components.common.failures import FAILURE_FILE
+from pipelines import local_runner
 
 # Data-test failures: the run stops before training, on purpose.
 VALIDATION_TASKS = (names.INGEST_TASK, names.VALIDATE_TASK)
@@ -44,6 +45,9 @@ def build_parser(description: str = __doc__) -> argparse.ArgumentParser:
                         help="roll the pushed model out (default none); local serves it on loopback with "
                              "its live state in OUT/deploy/state, which `make deploy` shares")
     parser.add_argument("--out", default="out/run", help="output directory (default out/run)")
+    parser.add_argument("--runner", choices=local_runner.RUNNERS, default=local_runner.SUBPROCESS,
+                        help="subprocess: tasks as processes of this venv; docker: each task in its image "
+                             "(`make images`), with only --out mounted")
     return parser
 
 
@@ -184,31 +188,31 @@ def print_summary(summary: dict, path: str) -> None:
     print(line)
 
 
-def run(config: PipelineConfig, out_dir: str) -> dict:
+def run(config: PipelineConfig, out_dir: str, runner: str = local_runner.SUBPROCESS) -> dict:
     """Run the pipeline locally and write <out_dir>/run_summary.json; returns the summary."""
-    from kfp import local
-
     from components.push.push import code_version
     from pipelines.reports import find_reports
-    from pipelines.training_pipeline import local_training_pipeline
+    from pipelines.training_pipeline import training_pipeline
 
     out_dir = os.path.abspath(out_dir)
     os.makedirs(out_dir, exist_ok=True)
     if not config.code_version:
         config.code_version = code_version()
+    config = local_runner.prepare_config(runner, config, out_dir)
     pipeline_root = os.path.join(out_dir, "pipeline_root")
-    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=pipeline_root, raise_on_error=False)
+    local_runner.init(runner, out_dir, pipeline_root, raise_on_error=False)
     before = _run_dirs(pipeline_root)
     started = time.time()
     error = None
     try:
-        local_training_pipeline(**config.pipeline_arguments())
+        training_pipeline(**config.pipeline_arguments())
     except Exception as exc:  # kfp.local raises for some failures even with raise_on_error=False
         error = f"{type(exc).__name__}: {exc}"
     new_runs = sorted(_run_dirs(pipeline_root) - before, key=os.path.getmtime)
     run_dir = new_runs[-1] if new_runs else None
     summary = summarize(run_dir, config, started, error)
-    summary["reports"] = {r.key: r.path for r in find_reports(run_dir, local_training_pipeline)} if run_dir else {}
+    summary["reports"] = {r.key: r.path for r in find_reports(run_dir, training_pipeline)} if run_dir else {}
+    summary["runner"] = runner
     summary["wall_seconds"] = round(time.time() - started, 2)
     path = os.path.join(out_dir, "run_summary.json")
     fio.write_json_atomic(path, summary)
@@ -220,10 +224,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         config = config_from_args(args)
+        summary = run(config, args.out, args.runner)
     except PipelineInputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    summary = run(config, args.out)
     return 0 if summary["status"] in (names.STATUS_BLESSED, names.STATUS_NOT_BLESSED) else 1
 
 

@@ -1,16 +1,27 @@
 """The training pipeline: ingest → validate (TFDV) → transform (TFT) → train (Keras) → evaluate
-(TFMA gates) → push → deploy (canary on `deploy_target`). One compiled IR YAML serves Kubeflow Pipelines and Vertex AI Pipelines, and
-`kfp.local` runs it on one machine: gates live inside components (the pusher checks the blessing,
-the deployer deploys only what the push published) because kfp.local cannot run dsl.If.
+(TFMA gates) → push → deploy (canary on `deploy_target`).
+
+One graph, compiled in two forms (pipelines/compile.py):
+- Kubeflow (`training_pipeline`): what the KFP backend runs and what kfp.local runs (`make run`,
+  with host processes or each task in its image). Pod requests and the train pod's accelerator,
+  node selector and tolerations are run-time parameters (kfp-kubernetes platform spec).
+- Vertex AI (`vertex_training_pipeline(spec)`): one YAML document, no Kubernetes settings, CPU and
+  memory limits from which Vertex picks each step's machine, and the train step as a Vertex custom
+  job on the machines of a VertexSpec.
+
+Gates live inside components (the pusher checks the blessing, the deployer deploys only what the
+push published) because kfp.local cannot run dsl.If. Tasks that read state outside the pipeline
+(the champion in evaluate and push, the live endpoint in deploy) never come from the cache.
 
 Every parameter's default comes from PipelineConfig, whose field names are these parameter names.
+Parameters that drive a resource setting are strings: the KFP driver resolves such placeholders
+with their string value only (a number would silently set no limit).
 """
-
 
 from kfp import dsl, kubernetes
 
 from components.common import names
-from components.common.config import PipelineConfig, threshold_to_parameter
+from components.common.config import PipelineConfig, VertexSpec, threshold_to_parameter
 from components.deploy.component import deploy
 from components.evaluate.component import evaluate
 from components.ingest.component import ingest
@@ -20,33 +31,32 @@ from components.transform.component import transform
 from components.validate_data.component import validate_data
 
 PIPELINE_NAME = "training-pipeline"
+KUBEFLOW, VERTEX = "kubeflow", "vertex"
 D = PipelineConfig()
+DEFAULT_ARGUMENTS = D.pipeline_arguments()
 
 
-def configure_train_resources(
-    task: dsl.PipelineTask,
-    accelerator_type,
-    accelerator_count,
-    cpu_request,
-    memory_request,
-    node_selector,
-    tolerations,
-) -> dsl.PipelineTask:
-    """Accelerator and placement of the train pod. On Kubeflow the type is a resource name
-    ("nvidia.com/gpu"); on Vertex AI a machine-spec type ("NVIDIA_L4", "TPU_V5_LITEPOD"), which
-    Vertex turns into the worker's machine spec. kfp.local ignores all of these."""
-    task.set_accelerator_type(accelerator_type)
-    task.set_accelerator_limit(accelerator_count)
-    task.set_cpu_request(cpu_request)
-    task.set_memory_request(memory_request)
-    kubernetes.add_node_selector_json(task, node_selector)
-    kubernetes.add_toleration_json(task, tolerations)
-    return task
+def vertex_train_job(spec: VertexSpec):
+    """The train component as a Vertex AI custom job on the spec's machines."""
+    from google_cloud_pipeline_components.v1.custom_job import create_custom_training_job_from_component
+
+    return create_custom_training_job_from_component(
+        train, display_name=f"{PIPELINE_NAME}-train", replica_count=spec.replica_count,
+        machine_type=spec.machine_type, accelerator_type=spec.accelerator_type,
+        accelerator_count=spec.accelerator_count,
+    )
 
 
-def _define_pipeline(with_train_resources: bool):
-    """The pipeline graph, defined once. KFP builds it when the function is decorated, so the
-    resource choice has to be made here rather than by a parameter."""
+def _define_pipeline(platform: str, spec: VertexSpec | None = None):
+    """The pipeline graph, defined once for both platforms; only resource settings and the form
+    of the train step differ."""
+    kubeflow = platform == KUBEFLOW
+    train_op = train if kubeflow else vertex_train_job(spec)
+
+    def resources(task: dsl.PipelineTask, cpu, memory) -> dsl.PipelineTask:
+        if kubeflow:
+            return task.set_cpu_request(cpu).set_memory_request(memory)
+        return task.set_cpu_limit(spec.cpu_limit).set_memory_limit(spec.memory_limit)
 
     @dsl.pipeline(
         name=PIPELINE_NAME,
@@ -73,13 +83,15 @@ def _define_pipeline(with_train_resources: bool):
         learning_rate: float = D.learning_rate,
         hidden_units: list = D.hidden_units,
         accelerator_type: str = D.accelerator_type,
-        accelerator_count: int = D.accelerator_count,
+        accelerator_count: str = DEFAULT_ARGUMENTS["accelerator_count"],
         tpu_address: str = D.tpu_address,
         multi_worker: bool = D.multi_worker,
         node_selector: dict = D.node_selector,
         tolerations: list = D.tolerations,
         cpu_request: str = D.cpu_request,
         memory_request: str = D.memory_request,
+        beam_cpu_request: str = D.beam_cpu_request,
+        beam_memory_request: str = D.beam_memory_request,
         seed: int = D.seed,
         auc_floor: float = D.auc_floor,
         max_auc_regression: float = D.max_auc_regression,
@@ -130,11 +142,13 @@ def _define_pipeline(with_train_resources: bool):
             drift_linf_threshold=drift_linf_threshold,
             beam_args=beam_args,
         )
+        resources(validate_task, beam_cpu_request, beam_memory_request)
 
         # Data tests before training: transform waits for validation, which fails on anomalies.
         transform_task = transform(examples=examples, beam_args=beam_args).after(validate_task)
+        resources(transform_task, beam_cpu_request, beam_memory_request)
 
-        train_task = train(
+        train_task = train_op(
             transformed_examples=transform_task.outputs[names.TRANSFORMED_EXAMPLES],
             transform_graph=transform_task.outputs[names.TRANSFORM_GRAPH],
             examples=examples,
@@ -142,17 +156,19 @@ def _define_pipeline(with_train_resources: bool):
             batch_size=batch_size,
             learning_rate=learning_rate,
             hidden_units=hidden_units,
-            accelerator_type=accelerator_type,
-            accelerator_count=accelerator_count,
+            strategy_accelerator_type=accelerator_type if kubeflow else spec.accelerator_type,
+            strategy_accelerator_count=accelerator_count if kubeflow else str(spec.accelerator_count),
             tpu_address=tpu_address,
-            multi_worker=multi_worker,
+            multi_worker=multi_worker if kubeflow or spec.replica_count == 1 else True,
             seed=seed,
         )
-        if with_train_resources:
-            configure_train_resources(
-                train_task, accelerator_type, accelerator_count, cpu_request, memory_request,
-                node_selector, tolerations,
-            )
+        if kubeflow:
+            # On Kubeflow the type is a resource name ("nvidia.com/gpu"); the driver needs 2.5+ for
+            # parameter-driven node selectors and tolerations. kfp.local ignores all of these.
+            train_task.set_accelerator_type(accelerator_type).set_accelerator_limit(accelerator_count)
+            resources(train_task, cpu_request, memory_request)
+            kubernetes.add_node_selector_json(train_task, node_selector)
+            kubernetes.add_toleration_json(train_task, tolerations)
 
         evaluate_task = evaluate(
             examples=examples,
@@ -169,6 +185,7 @@ def _define_pipeline(with_train_resources: bool):
             min_slice_examples=min_slice_examples,
             beam_args=beam_args,
         )
+        resources(evaluate_task, beam_cpu_request, beam_memory_request).set_caching_options(False)
 
         push_task = push(
             model=train_task.outputs[names.MODEL],
@@ -180,11 +197,11 @@ def _define_pipeline(with_train_resources: bool):
             registry_uri=registry_uri,
             model_name=model_name,
             code_version=code_version,
-        )
+        ).set_caching_options(False)
 
         # Held-out rows of the eval split are the canary's observed traffic where the target has
         # no traffic of its own to observe (local; kserve with kserve_url).
-        deploy(
+        deploy_task = deploy(
             pushed_model=push_task.outputs[names.PUSHED_MODEL],
             examples=examples,
             deploy_target=deploy_target,
@@ -203,13 +220,15 @@ def _define_pipeline(with_train_resources: bool):
             vertex_region=vertex_region,
             vertex_endpoint=vertex_endpoint,
         )
+        deploy_task.set_caching_options(False)
 
     return training_pipeline
 
 
-training_pipeline = _define_pipeline(with_train_resources=True)
-"""What `make compile` writes and clusters run."""
+training_pipeline = _define_pipeline(KUBEFLOW)
+"""What Kubeflow Pipelines and kfp.local run."""
 
-# kfp 2.13's local runner fails on a parameter-driven accelerator limit (it calls int() on the
-# placeholder) and ignores resource requests anyway; locally the graph is the same without them.
-local_training_pipeline = _define_pipeline(with_train_resources=False)
+
+def vertex_training_pipeline(spec: VertexSpec = VertexSpec()):
+    """The Vertex AI form on `spec`'s machines."""
+    return _define_pipeline(VERTEX, spec)

@@ -5,6 +5,7 @@
 SERVING_VENV := .venv-serving
 SERVING_PY := $(SERVING_VENV)/bin/python
 SERVING_LOCK := serving.lock
+SERVING_RUNTIME_LOCK := serving-runtime.lock
 SERVE_REGISTRY ?= $(OUT)/registry
 SERVE_MODEL ?= model
 SERVE_PORT ?= 8080
@@ -15,14 +16,14 @@ SERVE_ARGS ?=
 
 $(SERVING_VENV)/.installed: $(SERVING_LOCK) | $(UV)
 	$(UV) venv --seed --allow-existing --python 3.11 $(SERVING_VENV)
-	$(UV) pip sync --python $(SERVING_PY) $(SERVING_LOCK)
+	$(UV) pip sync --compile-bytecode --python $(SERVING_PY) $(SERVING_LOCK)
 	touch $@
 
 setup-serving: $(SERVING_VENV)/.installed
 
 lock-serving: | $(UV)
-	$(UV) pip compile serving/requirements.in --python-version 3.11 \
-	  --python-platform x86_64-manylinux_2_28 --generate-hashes -o $(SERVING_LOCK)
+	$(UV) pip compile serving/requirements-test.in $(LOCK_FLAGS) -o $(SERVING_LOCK)
+	$(UV) pip compile serving/requirements.in $(LOCK_FLAGS) -c $(SERVING_LOCK) -o $(SERVING_RUNTIME_LOCK)
 
 # Serve the champion of `make run` (OUT/registry/model/CHAMPION.json) on http://localhost:8080.
 serve: setup-serving

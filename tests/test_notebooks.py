@@ -67,7 +67,7 @@ def test_02_compiles_and_skips_submission_without_endpoints(tmp_path):
 def test_01_runs_the_pipeline_and_shows_reports(tmp_path):
     notebook = execute("01_compile_and_run_locally.ipynb", {
         "DATA": str(FIXTURE), "LABEL": "deny", "SLICES": ["afam"], "KEY_COLUMN": "rownames", "EPOCHS": 2,
-        "AUC_FLOOR": 0.5, "FAIRNESS_MAX_GAP": 1.0, "OUT": str(tmp_path)})
+        "AUC_FLOOR": 0.5, "FAIRNESS_MAX_GAP": 1.0, "OUT": str(tmp_path), "RUNNER": "subprocess"})
     text = text_of(notebook)
     assert "800 rows" in text
     assert "status: blessed" in text  # run_local's printed summary

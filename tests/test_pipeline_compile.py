@@ -1,5 +1,6 @@
-"""The compiled pipelines: golden IR YAML, accelerator requests on train, one set of names, and the
-retraining pipeline's drift-triggered training sub-DAG."""
+"""The compiled pipelines: golden IR YAML, the checks the KFP v2 driver applies before it starts a
+task, accelerator requests on train, one set of names, caching, the retraining pipeline's
+drift-triggered training sub-DAG, and the Vertex AI form loaded by the real aiplatform.PipelineJob."""
 
 from __future__ import annotations
 
@@ -15,8 +16,14 @@ from components.common.images import PIPELINE_IMAGE, TRAIN_IMAGE, package_versio
 from pipelines.compile import (
     COMPILED_PIPELINE,
     COMPILED_RETRAINING_PIPELINE,
+    COMPILED_VERTEX_PIPELINE,
+    COMPILED_VERTEX_RETRAINING_PIPELINE,
+    KUBEFLOW_FILES,
+    VERTEX_FILES,
     compile_pipeline,
     compile_retraining_pipeline,
+    compile_vertex_pipeline,
+    compile_vertex_retraining_pipeline,
 )
 
 
@@ -34,6 +41,13 @@ def compiled_retraining(tmp_path_factory) -> dict:
     return {"text": text, "spec": next(yaml.safe_load_all(text))}
 
 
+@pytest.fixture(scope="module")
+def compiled_vertex(tmp_path_factory) -> dict:
+    path = compile_vertex_pipeline(tmp_path_factory.mktemp("compiled") / "vertex.yaml")
+    text = path.read_text()
+    return {"text": text, "spec": yaml.safe_load(text)}
+
+
 def _assert_matches_golden(text: str, golden_path) -> None:
     golden = golden_path.read_text()
     if text != golden:
@@ -47,6 +61,12 @@ def test_compiled_pipeline_matches_golden_file(compiled):
 
 def test_compiled_retraining_pipeline_matches_golden_file(compiled_retraining):
     _assert_matches_golden(compiled_retraining["text"], COMPILED_RETRAINING_PIPELINE)
+
+
+def test_compiled_vertex_pipelines_match_golden_files(compiled_vertex, tmp_path):
+    _assert_matches_golden(compiled_vertex["text"], COMPILED_VERTEX_PIPELINE)
+    retraining = compile_vertex_retraining_pipeline(tmp_path / "retraining_vertex.yaml")
+    _assert_matches_golden(retraining.read_text(), COMPILED_VERTEX_RETRAINING_PIPELINE)
 
 
 def test_retraining_runs_the_training_pipeline_only_when_the_monitor_says_retrain(compiled_retraining):

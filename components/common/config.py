@@ -76,6 +76,11 @@ class PipelineConfig:
     """Train pod tolerations; the default lets it onto GPU nodes tainted nvidia.com/gpu."""
     cpu_request: str = "2"
     memory_request: str = "8G"
+    """Train pod requests on Kubernetes (Vertex: the custom job's machine, VertexSpec)."""
+    beam_cpu_request: str = "2"
+    beam_memory_request: str = "4G"
+    """Pod requests of the Beam steps (validate-data, transform, evaluate) on Kubernetes; with a
+    distributed runner in beam_args the launcher pod needs little, the workers are the runner's."""
     seed: int = 42
     # --- quality gates ---
     auc_floor: float = 0.70
@@ -167,6 +172,7 @@ class PipelineConfig:
         """Arguments for the training pipeline (KFP parameters cannot be None or NaN)."""
         args = dataclasses.asdict(self)
         args["label_threshold"] = threshold_to_parameter(self.label_threshold)
+        args["accelerator_count"] = str(self.accelerator_count)
         return args
 
     def to_json(self) -> str:
@@ -214,6 +220,53 @@ class RetrainConfig:
 
 
 FAIRNESS_METRICS = {"false_negative_rate", "false_positive_rate", "auc", "accuracy"}
+
+# Vertex AI machine-spec accelerator types (aiplatform_v1.AcceleratorType) a custom job can ask for.
+VERTEX_ACCELERATORS = (
+    "NVIDIA_TESLA_T4", "NVIDIA_TESLA_V100", "NVIDIA_TESLA_P100", "NVIDIA_TESLA_P4", "NVIDIA_TESLA_A100",
+    "NVIDIA_A100_80GB", "NVIDIA_L4", "NVIDIA_H100_80GB", "NVIDIA_H100_MEGA_80GB", "NVIDIA_H200_141GB",
+    "NVIDIA_B200", "TPU_V2", "TPU_V3", "TPU_V4_POD", "TPU_V5_LITEPOD",
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class VertexSpec:
+    """Machines of the Vertex AI form of the pipeline, fixed when it is compiled (Vertex reads no
+    parameter there): the train step's custom job and the other steps' CPU/memory limits, from
+    which Vertex picks each step's machine. A run may still override the custom job's
+    `worker_pool_specs` input."""
+
+    machine_type: str = "n1-standard-8"
+    accelerator_type: str = ""
+    """A Vertex accelerator name (VERTEX_ACCELERATORS), e.g. NVIDIA_L4; "" = CPU only."""
+    accelerator_count: int = 0
+    replica_count: int = 1
+    """More than 1: a chief and replica_count - 1 workers, trained with MultiWorkerMirroredStrategy."""
+    cpu_limit: str = "4"
+    memory_limit: str = "16G"
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.accelerator_type and self.accelerator_type not in VERTEX_ACCELERATORS:
+            problems.append(f"accelerator_type {self.accelerator_type!r} is not a Vertex accelerator "
+                            f"(one of {', '.join(VERTEX_ACCELERATORS)}; Kubernetes names such as nvidia.com/gpu "
+                            "belong to the Kubeflow form)")
+        if bool(self.accelerator_type) != (self.accelerator_count > 0):
+            problems.append("accelerator_type and accelerator_count > 0 go together")
+        if self.replica_count < 1:
+            problems.append("replica_count must be >= 1")
+        if problems:
+            raise PipelineInputError("invalid Vertex spec: " + "; ".join(problems))
+
+    @classmethod
+    def load(cls, path: str | Path | None = None) -> "VertexSpec":
+        if not path:
+            return cls()
+        loaded = yaml.safe_load(Path(path).read_text()) or {}
+        unknown = sorted(set(loaded) - {f.name for f in dataclasses.fields(cls)})
+        if unknown:
+            raise PipelineInputError(f"{path}: unknown Vertex spec fields {unknown}")
+        return cls(**loaded)
 
 
 def threshold_to_parameter(value: float | None) -> str:

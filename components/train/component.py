@@ -15,19 +15,26 @@ def train(
     batch_size: int,
     learning_rate: float,
     hidden_units: list,
-    accelerator_type: str,
-    accelerator_count: int,
+    strategy_accelerator_type: str,
+    strategy_accelerator_count: str,
     tpu_address: str,
     multi_worker: bool,
     seed: int,
     model: Output[Model],
     training_metrics: Output[Metrics],
 ):
-    """Keras classifier on the transformed features → SavedModel (with transform) + ONNX."""
+    """Keras classifier on the transformed features → SavedModel (with transform) + ONNX.
+
+    strategy_accelerator_*: the accelerator the distribution strategy is chosen for. Not named
+    accelerator_*: KFP copies a parameter-driven resource setting into a task input named after
+    the pipeline parameter, which would replace these values with an unresolved placeholder. The
+    count is a string, like the pipeline parameter that sets the accelerator limit.
+    """
     import os
 
     os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # tf.Transform / tf-keras need Keras 2
 
+    from components.train.train import parse_count
     from components.train.train import train as run_train
 
     info = run_train(
@@ -39,8 +46,8 @@ def train(
         batch_size=batch_size,
         learning_rate=learning_rate,
         hidden_units=[int(u) for u in hidden_units],
-        accelerator_type=accelerator_type,
-        accelerator_count=accelerator_count,
+        accelerator_type=strategy_accelerator_type,
+        accelerator_count=parse_count(strategy_accelerator_count),
         tpu_address=tpu_address,
         multi_worker=multi_worker,
         seed=seed,

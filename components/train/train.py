@@ -68,6 +68,17 @@ KIND_DEFAULT = "default"
 # --------------------------------------------------------------------------- strategy
 
 
+def parse_count(text: str | int) -> int:
+    """An accelerator count from its pipeline parameter (a string, see the train component)."""
+    try:
+        count = int(str(text).strip() or "0")
+    except ValueError as exc:
+        raise PipelineInputError(f"accelerator_count must be a whole number, got {text!r}") from exc
+    if count < 0:
+        raise PipelineInputError(f"accelerator_count must be >= 0, got {count}")
+    return count
+
+
 def _is_tpu(accelerator_type: str, tpu_address: str) -> bool:
     return bool(tpu_address) or accelerator_type.upper().startswith("TPU")
 
