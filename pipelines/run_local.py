@@ -26,7 +26,7 @@ from pipelines import local_runner
 VALIDATION_TASKS = (names.INGEST_TASK, names.VALIDATE_TASK)
 TASK_ORDER = (
     names.INGEST_TASK, names.VALIDATE_TASK, names.TRANSFORM_TASK, names.TRAIN_TASK,
-    names.EVALUATE_TASK, names.PUSH_TASK, names.DEPLOY_TASK,
+    names.EVALUATE_TASK, names.INFRA_VALIDATE_TASK, names.PUSH_TASK, names.DEPLOY_TASK,
 )
 
 
@@ -98,13 +98,12 @@ def _failure(task_dir: str) -> dict | None:
 
 
 def task_timings(run_dir: str, started: float) -> dict[str, float]:
-    """Seconds per task: kfp.local runs tasks one after another, each ending with executor_output.json."""
+    """Seconds per task: kfp.local runs tasks one after another (in an order of its choosing where
+    the graph allows two), each ending with executor_output.json."""
+    ends = sorted((os.path.getmtime(marker), task) for task in TASK_ORDER
+                  if os.path.exists(marker := os.path.join(run_dir, task, "executor_output.json")))
     timings, previous_end = {}, started
-    for task in TASK_ORDER:
-        marker = os.path.join(run_dir, task, "executor_output.json")
-        if not os.path.exists(marker):
-            break
-        end = os.path.getmtime(marker)
+    for end, task in ends:
         timings[task] = round(end - previous_end, 2)
         previous_end = end
     return timings
@@ -141,6 +140,10 @@ def summarize(run_dir: str | None, config: PipelineConfig, started: float, error
             summary["error"] = (failure or {}).get("message") or error or f"task {task} did not finish"
             return summary
     blessing = _read_optional(os.path.join(run_dir, names.EVALUATE_TASK, names.BLESSING, names.BLESSING_FILE)) or {}
+    infra = _read_optional(os.path.join(run_dir, names.INFRA_VALIDATE_TASK, names.INFRA_BLESSING,
+                                        names.INFRA_BLESSING_FILE))
+    if infra is not None:
+        summary["infra_validation"] = {k: infra.get(k) for k in ("blessed", "reason", "load_seconds", "v1", "v2")}
     pushed = _read_optional(os.path.join(run_dir, names.PUSH_TASK, names.PUSHED_MODEL, "push_result.json")) or {}
     summary.update(
         status=names.STATUS_BLESSED if blessing.get("blessed") else names.STATUS_NOT_BLESSED,

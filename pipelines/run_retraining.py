@@ -53,11 +53,10 @@ def retrain_config_from_args(args: argparse.Namespace) -> RetrainConfig:
 
 def run_monitor_task(retrain: RetrainConfig, training: PipelineConfig, pipeline_root: str) -> dict:
     """The monitor component under kfp.local: its decision, retrain flag and output artifacts."""
-    from kfp import local
-
     from components.monitor.component import monitor
+    from pipelines import local_runner
 
-    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=pipeline_root, raise_on_error=True)
+    local_runner.init(local_runner.SUBPROCESS, os.path.dirname(pipeline_root), pipeline_root, raise_on_error=True)
     task = monitor(prediction_log_uri=retrain.prediction_log_uri, registry_uri=training.registry_uri,
                    model_name=training.model_name, since=retrain.monitor_since, until=retrain.monitor_until,
                    warn_threshold=retrain.drift_warn_threshold, act_threshold=retrain.drift_act_threshold,

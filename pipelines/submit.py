@@ -4,8 +4,10 @@
     python -m pipelines.submit vertex --project my-proj --location us-central1 \
         --pipeline-root gs://bucket/pipeline_root [--config run.yaml] [--service-account sa@...]
 
-Both take the same compiled IR YAML (`make compile`) and the same arguments
-(`PipelineConfig.pipeline_arguments()`), so a run configured in a notebook is the run submitted.
+Each backend takes its own form of the compiled pipeline (`make compile`): Kubeflow the file with
+the kfp-kubernetes platform spec, Vertex AI the one-document `_vertex` file. Both take the same
+arguments (`PipelineConfig.pipeline_arguments()`), so a run configured in a notebook is the run
+submitted.
 Nothing is submitted without an explicit host or project.
 """
 
@@ -19,7 +21,7 @@ from typing import Any
 
 from components.common.config import PipelineConfig
 from components.common.errors import PipelineInputError
-from pipelines.compile import COMPILED_PIPELINE
+from pipelines.compile import COMPILED_PIPELINE, COMPILED_VERTEX_PIPELINE
 from pipelines.training_pipeline import PIPELINE_NAME
 
 
@@ -30,10 +32,16 @@ class Submission:
     url: str | None
 
 
-def _checked_package(package: str | Path) -> str:
+PACKAGES = {"kubeflow": COMPILED_PIPELINE, "vertex": COMPILED_VERTEX_PIPELINE}
+
+
+def _checked_package(package: str | Path, target: str = "kubeflow") -> str:
     path = Path(package)
     if not path.is_file():
         raise PipelineInputError(f"no compiled pipeline at {path}: run `make compile` first")
+    if target == "vertex" and any(line.startswith("---") for line in path.read_text().splitlines()):
+        raise PipelineInputError(f"{path} has more than one YAML document (a Kubeflow file with its platform "
+                                 f"spec); Vertex AI takes {COMPILED_VERTEX_PIPELINE.name}")
     return str(path)
 
 
@@ -57,7 +65,7 @@ def submit_to_kubeflow(host: str, arguments: dict[str, Any], package: str | Path
 
 
 def submit_to_vertex(project: str, location: str, pipeline_root: str, arguments: dict[str, Any],
-                     package: str | Path = COMPILED_PIPELINE, service_account: str | None = None,
+                     package: str | Path = COMPILED_VERTEX_PIPELINE, service_account: str | None = None,
                      display_name: str = PIPELINE_NAME, enable_caching: bool = False,
                      labels: dict[str, str] | None = None, aiplatform_module=None) -> Submission:
     """Submit a Vertex AI PipelineJob and return without waiting (`aiplatform_module` for tests)."""
@@ -71,7 +79,7 @@ def submit_to_vertex(project: str, location: str, pipeline_root: str, arguments:
         from google.cloud import aiplatform as aiplatform_module
     aiplatform_module.init(project=project, location=location)
     job = aiplatform_module.PipelineJob(
-        display_name=display_name, template_path=_checked_package(package), pipeline_root=pipeline_root,
+        display_name=display_name, template_path=_checked_package(package, "vertex"), pipeline_root=pipeline_root,
         parameter_values=arguments, enable_caching=enable_caching, labels=labels,
         project=project, location=location,
     )
@@ -83,7 +91,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("target", choices=["kubeflow", "vertex"])
     parser.add_argument("--config", help="YAML of PipelineConfig fields")
-    parser.add_argument("--package", default=str(COMPILED_PIPELINE))
+    parser.add_argument("--package", help=f"compiled file (default: {COMPILED_PIPELINE.name} for kubeflow, "
+                                          f"{COMPILED_VERTEX_PIPELINE.name} for vertex)")
     parser.add_argument("--host", help="Kubeflow Pipelines endpoint")
     parser.add_argument("--namespace")
     parser.add_argument("--project")
@@ -93,11 +102,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         arguments = PipelineConfig.load(args.config).pipeline_arguments()
+        package = args.package or PACKAGES[args.target]
         if args.target == "kubeflow":
-            submission = submit_to_kubeflow(args.host, arguments, args.package, namespace=args.namespace)
+            submission = submit_to_kubeflow(args.host, arguments, package, namespace=args.namespace)
         else:
             submission = submit_to_vertex(args.project, args.location, args.pipeline_root or "", arguments,
-                                          args.package, service_account=args.service_account)
+                                          package, service_account=args.service_account)
     except PipelineInputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -1,5 +1,6 @@
 """The training pipeline: ingest → validate (TFDV) → transform (TFT) → train (Keras) → evaluate
-(TFMA gates) → push → deploy (canary on `deploy_target`).
+(TFMA gates) and infra-validate (the model server, in the serving image) → push → deploy (canary
+on `deploy_target`).
 
 One graph, compiled in two forms (pipelines/compile.py):
 - Kubeflow (`training_pipeline`): what the KFP backend runs and what kfp.local runs (`make run`,
@@ -24,6 +25,7 @@ from components.common import names
 from components.common.config import PipelineConfig, VertexSpec, threshold_to_parameter
 from components.deploy.component import deploy
 from components.evaluate.component import evaluate
+from components.infra_validate.component import infra_validate
 from components.ingest.component import ingest
 from components.push.component import push
 from components.train.component import train
@@ -99,6 +101,7 @@ def _define_pipeline(platform: str, spec: VertexSpec | None = None):
         fairness_max_gap: float = D.fairness_max_gap,
         decision_threshold: float = D.decision_threshold,
         min_slice_examples: int = D.min_slice_examples,
+        infra_validation_requests: int = D.infra_validation_requests,
         registry_uri: str = D.registry_uri,
         model_name: str = D.model_name,
         deploy_target: str = D.deploy_target,
@@ -187,12 +190,19 @@ def _define_pipeline(platform: str, spec: VertexSpec | None = None):
         )
         resources(evaluate_task, beam_cpu_request, beam_memory_request).set_caching_options(False)
 
+        # In the serving image: the candidate must load in the model server and answer held-out rows.
+        infra_task = infra_validate(model=train_task.outputs[names.MODEL], examples=examples,
+                                    requests=infra_validation_requests)
+        if not kubeflow:
+            infra_task.set_cpu_limit(spec.cpu_limit).set_memory_limit(spec.memory_limit)
+
         push_task = push(
             model=train_task.outputs[names.MODEL],
             transform_graph=transform_task.outputs[names.TRANSFORM_GRAPH],
             schema=validate_task.outputs[names.SCHEMA],
             statistics=validate_task.outputs[names.STATISTICS],
             blessing=evaluate_task.outputs[names.BLESSING],
+            infra_blessing=infra_task.outputs[names.INFRA_BLESSING],
             examples=examples,
             registry_uri=registry_uri,
             model_name=model_name,

@@ -1,7 +1,7 @@
 """Model version resolution and the two inference backends (SavedModel, ONNX Runtime).
 
 Registry layout (components/push/registry.py; constants duplicated here because the serving image
-ships only this package — tests/test_contract.py checks they still match components.common.names):
+ships only this package — serving/tests/test_contract.py checks they still match components.common.names):
 
     <registry>/<model_name>/CHAMPION.json     {"version": ..., "path": "versions/<version>", ...}
     <registry>/<model_name>/versions/<version>/saved_model/, model.onnx, model_info.json, lineage.json

@@ -190,7 +190,7 @@ def test_vertex_pipeline_loads_in_aiplatform_with_its_tasks_and_parameters():
     request = _pipeline_job(VERTEX_FILES[0], epochs=3, data_uri="gs://bucket/data.csv")
     tasks = request["pipelineSpec"]["root"]["dag"]["tasks"]
     assert set(tasks) == {names.INGEST_TASK, names.VALIDATE_TASK, names.TRANSFORM_TASK, names.TRAIN_TASK,
-                          names.EVALUATE_TASK, names.PUSH_TASK, names.DEPLOY_TASK}
+                          names.EVALUATE_TASK, names.INFRA_VALIDATE_TASK, names.PUSH_TASK, names.DEPLOY_TASK}
     values = request["runtimeConfig"]["parameterValues"]
     assert values["epochs"] == 3 and values["data_uri"] == "gs://bucket/data.csv"
     assert request["runtimeConfig"]["gcsOutputDirectory"] == "gs://bucket/pipeline_root"

@@ -6,6 +6,7 @@ notebooks run on the committed fixture in seconds rather than on the full datase
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import nbformat
@@ -57,18 +58,23 @@ def test_02_compiles_and_skips_submission_without_endpoints(tmp_path):
         "KFP_HOST": "", "KFP_NAMESPACE": "", "VERTEX_PROJECT": "", "VERTEX_LOCATION": "us-central1",
         "VERTEX_PIPELINE_ROOT": "", "VERTEX_SERVICE_ACCOUNT": "", "DATA": "gs://b/hmda.csv",
         "REGISTRY": "gs://b/registry", "ACCELERATOR_TYPE": "nvidia.com/gpu", "ACCELERATOR_COUNT": 1,
+        "VERTEX_MACHINE_TYPE": "g2-standard-8", "VERTEX_ACCELERATOR_TYPE": "NVIDIA_L4", "VERTEX_ACCELERATOR_COUNT": 1,
         "OUT": str(tmp_path)})
     text = text_of(notebook)
     assert "skipped: set KFP_HOST" in text and "skipped: set VERTEX_PROJECT" in text
     assert (tmp_path / "training_pipeline.yaml").stat().st_size > 10_000
+    vertex = (tmp_path / "training_pipeline_vertex.yaml").read_text()
+    assert "---" not in vertex and "NVIDIA_L4" in vertex and "g2-standard-8" in vertex
 
 
 @pytest.mark.e2e
-def test_01_runs_the_pipeline_and_shows_reports(tmp_path):
+@pytest.mark.parametrize("runner", ["subprocess", pytest.param("docker", marks=pytest.mark.containers)])
+def test_01_runs_the_pipeline_and_shows_reports(tmp_path, runner):
     notebook = execute("01_compile_and_run_locally.ipynb", {
         "DATA": str(FIXTURE), "LABEL": "deny", "SLICES": ["afam"], "KEY_COLUMN": "rownames", "EPOCHS": 2,
-        "AUC_FLOOR": 0.5, "FAIRNESS_MAX_GAP": 1.0, "OUT": str(tmp_path), "RUNNER": "subprocess"})
+        "AUC_FLOOR": 0.5, "FAIRNESS_MAX_GAP": 1.0, "OUT": str(tmp_path), "RUNNER": runner})
     text = text_of(notebook)
+    assert json.loads((tmp_path / "run_summary.json").read_text())["runner"] == runner
     assert "800 rows" in text
     assert "status: blessed" in text  # run_local's printed summary
     assert "fairness" in text and "metric_floor" in text  # the gates table

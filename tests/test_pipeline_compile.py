@@ -12,7 +12,7 @@ import yaml
 
 from components.common import names
 from components.common.config import RETRAIN_TRAINING_DEFAULTS, PipelineConfig, RetrainConfig, threshold_to_parameter
-from components.common.images import PIPELINE_IMAGE, TRAIN_IMAGE, package_version
+from components.common.images import PIPELINE_IMAGE, SERVING_IMAGE, TRAIN_IMAGE, package_version
 from pipelines.compile import (
     COMPILED_PIPELINE,
     COMPILED_RETRAINING_PIPELINE,
@@ -82,7 +82,7 @@ def test_retraining_runs_the_training_pipeline_only_when_the_monitor_says_retrai
     assert set(inner) == {"training-pipeline"}
     sub_dag = spec["components"][inner["training-pipeline"]["componentRef"]["name"]]["dag"]["tasks"]
     assert set(sub_dag) == {names.INGEST_TASK, names.VALIDATE_TASK, names.TRANSFORM_TASK, names.TRAIN_TASK,
-                            names.EVALUATE_TASK, names.PUSH_TASK, names.DEPLOY_TASK}
+                            names.EVALUATE_TASK, names.INFRA_VALIDATE_TASK, names.PUSH_TASK, names.DEPLOY_TASK}
 
 
 def test_retraining_parameters_are_the_monitor_and_training_config_fields(compiled_retraining):
@@ -120,8 +120,10 @@ def test_train_task_has_gpu_node_placement(compiled):
 
 
 def test_images_are_pinned_to_the_package_version(compiled):
-    images = {c["image"] for c in (e["container"] for e in compiled["spec"]["deploymentSpec"]["executors"].values())}
-    assert images == {PIPELINE_IMAGE, TRAIN_IMAGE}
+    executors = compiled["spec"]["deploymentSpec"]["executors"]
+    images = {c["image"] for c in (e["container"] for e in executors.values())}
+    assert images == {PIPELINE_IMAGE, TRAIN_IMAGE, SERVING_IMAGE}
+    assert executors["exec-infra-validate"]["container"]["image"] == SERVING_IMAGE
     assert all(i.endswith(":" + package_version()) for i in images)
     assert ":latest" not in compiled["text"]
 
@@ -129,13 +131,14 @@ def test_images_are_pinned_to_the_package_version(compiled):
 def test_tasks_and_artifacts_use_the_shared_names(compiled):
     tasks = compiled["spec"]["root"]["dag"]["tasks"]
     assert set(tasks) == {names.INGEST_TASK, names.VALIDATE_TASK, names.TRANSFORM_TASK, names.TRAIN_TASK,
-                          names.EVALUATE_TASK, names.PUSH_TASK, names.DEPLOY_TASK}
+                          names.EVALUATE_TASK, names.INFRA_VALIDATE_TASK, names.PUSH_TASK, names.DEPLOY_TASK}
     outputs = {
         names.INGEST_TASK: {names.EXAMPLES},
         names.VALIDATE_TASK: {names.STATISTICS, names.SCHEMA, names.ANOMALIES, names.VALIDATION_REPORT},
         names.TRANSFORM_TASK: {names.TRANSFORM_GRAPH, names.TRANSFORMED_EXAMPLES},
         names.TRAIN_TASK: {names.MODEL, names.TRAINING_METRICS},
         names.EVALUATE_TASK: {names.EVALUATION, names.BLESSING, names.EVAL_METRICS, names.FAIRNESS_REPORT},
+        names.INFRA_VALIDATE_TASK: {names.INFRA_BLESSING, names.INFRA_REPORT},
         names.PUSH_TASK: {names.PUSHED_MODEL, names.PUSH_REPORT},
         names.DEPLOY_TASK: {names.DEPLOYMENT, names.DEPLOY_REPORT, names.DEPLOY_HTML, names.DEPLOY_METRICS},
     }
@@ -145,6 +148,8 @@ def test_tasks_and_artifacts_use_the_shared_names(compiled):
     # Data tests before training; only what the push published is deployed.
     assert names.VALIDATE_TASK in tasks[names.TRANSFORM_TASK]["dependentTasks"]
     assert names.PUSH_TASK in tasks[names.DEPLOY_TASK]["dependentTasks"]
+    # Nothing is pushed that the model server has not loaded and answered with.
+    assert names.INFRA_VALIDATE_TASK in tasks[names.PUSH_TASK]["dependentTasks"]
 
 
 def test_pipeline_parameters_are_the_config_fields_with_its_defaults(compiled):

@@ -12,7 +12,7 @@ from google.cloud import aiplatform
 from components.common.config import PipelineConfig
 from components.common.errors import PipelineInputError
 from pipelines import submit
-from pipelines.compile import COMPILED_PIPELINE
+from pipelines.compile import COMPILED_PIPELINE, COMPILED_VERTEX_PIPELINE
 
 
 @pytest.fixture
@@ -48,7 +48,7 @@ def test_vertex_submission_builds_a_pipeline_job(arguments):
                                          service_account="sa@p.iam.gserviceaccount.com", aiplatform_module=aip)
     aip.init.assert_called_once_with(project="p", location="us-central1")
     aip.PipelineJob.assert_called_once_with(
-        display_name=submit.PIPELINE_NAME, template_path=str(COMPILED_PIPELINE), pipeline_root="gs://bucket/root",
+        display_name=submit.PIPELINE_NAME, template_path=str(COMPILED_VERTEX_PIPELINE), pipeline_root="gs://bucket/root",
         parameter_values=arguments, enable_caching=False, labels=None, project="p", location="us-central1",
     )
     job.submit.assert_called_once_with(service_account="sa@p.iam.gserviceaccount.com")
@@ -76,3 +76,11 @@ def test_missing_package_is_named(arguments, tmp_path):
 def test_kubeflow_needs_a_host(arguments):
     with pytest.raises(PipelineInputError, match="host"):
         submit.submit_to_kubeflow("", arguments)
+
+
+def test_vertex_refuses_the_kubeflow_file(arguments):
+    module = mock.MagicMock()
+    with pytest.raises(PipelineInputError, match="more than one YAML document"):
+        submit.submit_to_vertex("proj", "us-central1", "gs://bucket/root", arguments, package=COMPILED_PIPELINE,
+                                aiplatform_module=module)
+    module.PipelineJob.assert_not_called()

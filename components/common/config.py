@@ -89,6 +89,8 @@ class PipelineConfig:
     fairness_max_gap: float = 0.25
     decision_threshold: float = 0.5
     min_slice_examples: int = 20
+    infra_validation_requests: int = 50
+    """Held-out rows the model server must answer (one V1 request each, then one V2 request)."""
     # --- push / registry ---
     registry_uri: str = "out/registry"
     model_name: str = "model"
@@ -132,6 +134,8 @@ class PipelineConfig:
             problems.append("epochs and batch_size must be >= 1")
         if self.accelerator_count < 0:
             problems.append("accelerator_count must be >= 0")
+        if self.infra_validation_requests < 1:
+            problems.append("infra_validation_requests must be >= 1")
         if not 0.0 <= self.auc_floor <= 1.0:
             problems.append(f"auc_floor must be in [0, 1], got {self.auc_floor}")
         if self.fairness_metric not in FAIRNESS_METRICS:

@@ -13,6 +13,7 @@ def push(
     schema: Input[Artifact],
     statistics: Input[Artifact],
     blessing: Input[Artifact],
+    infra_blessing: Input[Artifact],
     examples: Input[Dataset],
     registry_uri: str,
     model_name: str,
@@ -20,7 +21,8 @@ def push(
     pushed_model: Output[Model],
     push_report: Output[Markdown],
 ):
-    """Publish the model to the registry if and only if it is blessed (TFX Pusher semantics).
+    """Publish the model to the registry if and only if it is blessed and the model server loaded
+    it and answered held-out rows (infra_blessing) (TFX Pusher semantics).
 
     push_report: Markdown for the KFP UI: blessed or rejected and why (each gate with its figures),
     the metrics against the champion and the lineage of the model now in the registry.
@@ -46,6 +48,7 @@ def push(
             registry_uri=registry_uri,
             model_name=model_name,
             code=code_version,
+            infra_blessing_dir=infra_blessing.path,
         )
         with open(os.path.join(pushed_model.path, names.PUSH_RESULT_FILE), "w") as f:
             json.dump(dataclasses.asdict(result), f, indent=2)

@@ -50,6 +50,13 @@ def read_blessing(blessing_dir: str) -> dict:
     return fio.read_json(path)
 
 
+def read_infra_blessing(infra_blessing_dir: str) -> dict:
+    path = fio.join(infra_blessing_dir, names.INFRA_BLESSING_FILE)
+    if not fio.exists(path):
+        raise FileNotFoundError(f"no infra blessing at {path}: did infra validation run?")
+    return fio.read_json(path)
+
+
 def failed_gates(blessing: dict) -> list[dict]:
     return [g for g in blessing.get("gates", []) if not g.get("passed")]
 
@@ -171,14 +178,21 @@ def push(
     registry_uri: str,
     model_name: str,
     code: str = "",
+    infra_blessing_dir: str = "",
     now: dt.datetime | None = None,
 ) -> PushResult:
+    """Publish a blessed model. `infra_blessing_dir`: the infra-validate task's output; a model
+    the model server could not load or that answered wrongly is never pushed."""
     blessing = read_blessing(blessing_dir)
     if not blessing.get("blessed"):
         failed = failed_gates(blessing)
         reason = "not blessed: " + ("; ".join(describe_gate(g) for g in failed) or "no gate passed")
         log.warning("%s; nothing pushed", reason)
         return PushResult(pushed=False, reason=reason)
+    infra = read_infra_blessing(infra_blessing_dir) if infra_blessing_dir else None
+    if infra is not None and not infra.get("blessed"):
+        log.warning("%s; nothing pushed", infra.get("reason"))
+        return PushResult(pushed=False, reason=infra.get("reason") or "infra validation failed")
 
     champion = registry.read_champion(registry_uri, model_name)
     model_hash = fio.sha256_tree(fio.join(model_dir, names.SAVED_MODEL_DIR))
@@ -204,6 +218,8 @@ def push(
         blessing=blessing, code=code_version(code),
         previous_champion=champion.version if champion else None,
     )
+    if infra is not None:
+        lineage["infra_validation"] = {k: infra.get(k) for k in ("reason", "load_seconds", "v1", "v2")}
 
     # Local filesystems rename a directory atomically; object stores cannot, but there the version
     # directory is invisible to readers until CHAMPION.json names it.

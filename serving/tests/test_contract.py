@@ -1,0 +1,28 @@
+"""The serving image ships serving/ only, so it repeats some of components/common/names.py; these
+must stay equal, or the model server, the infra validator and the monitor would read other files
+than the pipeline writes. (Runs in .venv-serving: names.py imports nothing outside the stdlib.)"""
+
+from __future__ import annotations
+
+from components.common import names
+from serving import backends, infra_validator, prediction_log
+
+
+def test_registry_layout_names_match():
+    assert backends.CHAMPION_FILE == names.CHAMPION_FILE
+    assert backends.SAVED_MODEL_DIR == names.SAVED_MODEL_DIR
+    assert backends.ONNX_FILE == names.ONNX_FILE
+    assert backends.MODEL_INFO_FILE == names.MODEL_INFO_FILE
+    assert backends.LINEAGE_FILE == names.LINEAGE_FILE
+
+
+def test_prediction_log_names_match():
+    assert prediction_log.SYNTHETIC_TRAFFIC_HEADER == names.SYNTHETIC_TRAFFIC_HEADER
+    assert prediction_log.SYNTHETIC_FIELD == names.SYNTHETIC_FIELD
+    assert infra_validator.SYNTHETIC_TRAFFIC_HEADER == names.SYNTHETIC_TRAFFIC_HEADER
+
+
+def test_infra_validator_reads_and_writes_the_pipeline_names():
+    assert infra_validator.EVAL_SPLIT == names.EVAL
+    assert infra_validator.EXAMPLES_FILE == names.EXAMPLES_FILE
+    assert infra_validator.BLESSING_FILE == names.INFRA_BLESSING_FILE
