@@ -1,5 +1,5 @@
 """Offline validation of Kubernetes objects: core kinds with kubernetes-validate, KServe kinds with
-the CRD schemas in ../shared/schemas/kserve (made strict, so an unknown field is an error rather
+the CRD schemas vendored in tests/schemas/kserve (see its README for the KServe commit; made strict, so an unknown field is an error rather
 than silently pruned by the API server)."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import kubernetes_validate
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-KSERVE_SCHEMAS = ROOT.parent / "shared" / "schemas" / "kserve"
+KSERVE_SCHEMAS = ROOT / "tests" / "schemas" / "kserve"
 KUBERNETES_VERSION = "1.32.0"
 
 
