@@ -107,6 +107,7 @@ test-containers: setup setup-serving images
 test-all: setup setup-serving browser
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+# The containerized pipeline and image figures need `make images` first.
 bench: setup
 	$(PY) tests/benchmarks/run_all.py --out out/bench
 

@@ -97,17 +97,20 @@ def _own_bucket(bucket: str, uid: int, gid: int) -> None:
             os.lchown(name, uid, gid)
 
 
-def container_options(bucket: str, uid: int, gid: int) -> dict:
-    """How every task container starts: the bucket mounted at its own path (artifact paths are the
-    same inside and out), no network, not root."""
-    return {"volumes": {bucket: {"bind": bucket, "mode": "rw"}}, "network_mode": "none",
-            "user": f"{uid}:{gid}", "environment": {"HOME": "/tmp"}}
+def container_options(bucket: str, uid: int, gid: int, command: list[str]) -> dict:
+    """How every task container starts: the task's command replacing the image's entrypoint, as a
+    pod's `command` does (the serving image's entrypoint is the model server), the bucket mounted
+    at its own path (artifact paths are the same inside and out), no network, not root."""
+    return {"entrypoint": list(command), "volumes": {bucket: {"bind": bucket, "mode": "rw"}},
+            "network_mode": "none", "user": f"{uid}:{gid}", "environment": {"HOME": "/tmp"}}
 
 
 def _install_container_launcher(bucket: str) -> None:
-    """kfp 2.13's DockerRunner mounts only the pipeline root, starts containers with the engine's
-    default network and never removes them; tasks here get the whole bucket, no network at all,
-    a non-root user, and are removed when they end. Images are never pulled: `make images`."""
+    """kfp 2.13's DockerRunner mounts only the pipeline root, passes the task's command as
+    arguments to the image's entrypoint, starts containers with the engine's default network and
+    never removes them; tasks here get the whole bucket, their command as the entrypoint, no
+    network at all, a non-root user, and are removed when they end. Images are never pulled:
+    `make images`."""
     from kfp.local import docker_task_handler
 
     uid, gid = container_user()
@@ -119,8 +122,8 @@ def _install_container_launcher(bucket: str) -> None:
         if not client.images.list(name=image):
             raise RuntimeError(f"image {image} is not on this machine: build it with `make images`")
         _own_bucket(bucket, uid, gid)  # kfp.local creates each task's directories as the caller
-        container = client.containers.run(image=image, command=command, detach=True, stdout=True, stderr=True,
-                                          **container_options(bucket, uid, gid))
+        container = client.containers.run(image=image, detach=True, stdout=True, stderr=True,
+                                          **container_options(bucket, uid, gid, command))
         try:
             for line in container.logs(stream=True):
                 print(line.decode(errors="replace"), end="")

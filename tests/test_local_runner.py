@@ -40,7 +40,9 @@ def test_what_a_container_cannot_reach_is_refused_before_anything_runs(tmp_path,
 def test_task_containers_have_no_network_run_as_non_root_and_see_only_the_bucket(tmp_path):
     uid, gid = local_runner.container_user()
     assert uid != 0
-    options = local_runner.container_options(str(tmp_path), uid, gid)
+    options = local_runner.container_options(str(tmp_path), uid, gid, ["sh", "-ec", "python3 -m x"])
+    assert options["entrypoint"] == ["sh", "-ec", "python3 -m x"]  # a pod's command replaces the entrypoint
+    assert "command" not in options
     assert options["network_mode"] == "none"
     assert options["user"] == f"{uid}:{gid}"
     assert options["volumes"] == {str(tmp_path): {"bind": str(tmp_path), "mode": "rw"}}

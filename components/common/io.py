@@ -19,6 +19,18 @@ def is_local(uri: str) -> bool:
     return "://" not in uri
 
 
+# Object stores whose URIs every Beam worker (Dataflow, Flink, Spark) opens with Beam's own
+# filesystems (apache-beam[gcp]); the launcher's local copies and FUSE mounts exist in the task only.
+BEAM_SCHEMES = ("gs://",)
+
+
+def beam_location(artifact: Any) -> str:
+    """Where a Beam step reads or writes a KFP artifact: its URI when Beam's workers can open it
+    (gs://: Vertex, Kubeflow on a GCS artifact store), else the task's local path (kfp.local; a
+    MinIO or S3 artifact store, which the launcher copies in and out of the pod)."""
+    return artifact.uri if artifact.uri.startswith(BEAM_SCHEMES) else artifact.path
+
+
 def join(*parts: str) -> str:
     return os.path.join(*parts)
 

@@ -53,14 +53,15 @@ def evaluate(
         log_sliced_classification_metrics,
     )
     from components.evaluate.evaluate import evaluate as run_evaluate
+    from components.common import io as fio
     from components.push.registry import read_champion
 
     champion = read_champion(registry_uri, model_name)
     os.makedirs(blessing.path, exist_ok=True)
     result = run_evaluate(
-        examples_dir=examples.path,
-        model_dir=model.path,
-        evaluation_dir=evaluation.path,
+        examples_dir=fio.beam_location(examples),
+        model_dir=fio.beam_location(model),
+        evaluation_dir=fio.beam_location(evaluation),
         blessing_dir=blessing.path,
         label=label,
         slices=list(slices),
@@ -90,7 +91,7 @@ def evaluate(
     shutil.copyfile(os.path.join(blessing.path, FAIRNESS_HTML_FILE), fairness_html.path)
     fairness_html.metadata["blessed"] = result.blessed
 
-    curves = classification_curves(evaluation.path, decision_threshold)
+    curves = classification_curves(fio.beam_location(evaluation), decision_threshold)
     if OVERALL in curves:
         log_classification_metrics(classification_metrics, curves[OVERALL])
     log_sliced_classification_metrics(sliced_metrics, curves)

@@ -18,12 +18,13 @@ def transform(
 
     os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # tf.Transform needs Keras 2
 
+    from components.common import io as fio
     from components.transform.transform import run_transform
 
     result = run_transform(
-        examples_dir=examples.path,
-        transform_graph_dir=transform_graph.path,
-        transformed_examples_dir=transformed_examples.path,
+        examples_dir=fio.beam_location(examples),
+        transform_graph_dir=fio.beam_location(transform_graph),
+        transformed_examples_dir=fio.beam_location(transformed_examples),
         beam_args=[str(a) for a in beam_args],
     )
     transform_graph.metadata.update(

