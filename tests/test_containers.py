@@ -93,3 +93,28 @@ def test_a_second_containerized_run_is_judged_against_the_champion(containerized
     assert second["baseline_version"] == os.path.basename(first["model_uri"])
     regression = next(g for g in second["gates"] if g["name"] == "no_regression")
     assert regression["value"] is not None
+
+
+def _pem_blocks(text: str) -> set[str]:
+    return {block.split("-----END CERTIFICATE-----")[0].strip()
+            for block in text.split("-----BEGIN CERTIFICATE-----")[1:]}
+
+
+@pytest.mark.parametrize("image", sorted(set(TASK_IMAGES.values())))
+def test_no_image_holds_a_ca_that_only_the_build_host_trusts(image):
+    """The build host's extra CAs (a TLS-inspecting proxy's) reach the builder as a BuildKit
+    secret only. Where the host trusts nothing beyond Debian's bundle there is nothing to find."""
+    from components.images.build import ca_bundle
+
+    host_bundle = ca_bundle()
+    if host_bundle is None:
+        pytest.skip("this host has no CA bundle")
+    image_bundle = _docker("run", "--rm", "--network", "none", "--entrypoint", "cat", image,
+                           "/etc/ssl/certs/ca-certificates.crt")
+    extra = _pem_blocks(open(host_bundle).read()) - _pem_blocks(image_bundle)
+    for block in extra:
+        marker = block.splitlines()[1]  # a line of the certificate's own base64 body
+        found = subprocess.run(["docker", "run", "--rm", "--network", "none", "--entrypoint", "grep", image,
+                                "-rlF", marker, "/etc", "/opt", "/home", "/root", "/usr/local"],
+                               capture_output=True, text=True)
+        assert found.stdout == "", f"{image} holds a CA of the build host: {found.stdout}"

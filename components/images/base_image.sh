@@ -6,6 +6,9 @@
 set -euo pipefail
 ref=${1:?usage: base_image.sh <image-ref>}
 mirror=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
+if ! command -v debootstrap >/dev/null; then
+  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends debootstrap
+fi
 root=$(mktemp -d /tmp/py311-rootfs.XXXXXX)
 trap 'rm -rf "$root"' EXIT
 debootstrap --variant=minbase --include=python3,python3-venv,ca-certificates bookworm "$root" "$mirror"

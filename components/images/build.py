@@ -8,8 +8,9 @@ version (setup.cfg), the repository a setting (`--repository`, else $KFP_IMAGE_R
 the project's default): components/common/images.py, which names the images in the compiled pipeline.
 
 The base is the official python:3.11-slim-bookworm; where it cannot be pulled (no Docker Hub), a
-base made from Debian's own packages (base_image.sh) stands in. A CA bundle named by
-$SSL_CERT_FILE (a TLS-inspecting proxy's) reaches the builder stage as a BuildKit secret only.
+base made from Debian's own packages (base_image.sh) stands in. The CA bundle the host trusts
+($SSL_CERT_FILE, else the system bundle: behind a TLS-inspecting proxy it holds the proxy's CA)
+reaches the builder stage as a BuildKit secret only, never an image layer.
 Each image's size, build time and (after --push) registry digest go to the record file.
 """
 
@@ -31,6 +32,7 @@ from components.common.images import image, image_repository  # noqa: E402 - sta
 OFFICIAL_BASE = "python:3.11-slim-bookworm"
 DEBIAN_BASE = "kfp-prod-components/python-base:3.11-bookworm"
 DEBIAN_DOCKER_CLIENT = "/usr/bin/docker"
+SYSTEM_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 
 DOCKER = "docker"  # main() picks the client
 
@@ -74,13 +76,22 @@ def resolve_base(requested: str | None) -> str:
     return DEBIAN_BASE
 
 
+def ca_bundle() -> str | None:
+    """The CA bundle this host trusts ($SSL_CERT_FILE, else the system bundle): behind a
+    TLS-inspecting proxy it holds the proxy's CA, which the builder stage needs to reach PyPI."""
+    for path in (os.environ.get("SSL_CERT_FILE"), SYSTEM_CA_BUNDLE):
+        if path and os.path.isfile(path):
+            return path
+    return None
+
+
 def build(name: str, ref: str, base: str) -> float:
     dockerfile, build_args = IMAGES[name]
     command = ["build", "--network", "host", "-f", dockerfile, "-t", ref, "--build-arg", f"BASE_IMAGE={base}"]
     for key, value in build_args.items():
         command += ["--build-arg", f"{key}={value}"]
-    ca = os.environ.get("SSL_CERT_FILE")
-    if ca and os.path.isfile(ca):
+    ca = ca_bundle()
+    if ca:
         command += ["--secret", f"id=ca,src={ca}"]
     started = time.monotonic()
     subprocess.run([DOCKER, *command, str(ROOT)], check=True, env=os.environ | {"DOCKER_BUILDKIT": "1"})
