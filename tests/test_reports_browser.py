@@ -146,11 +146,14 @@ def pushed(evaluation, validation, examples_dir, tmp_path_factory):
     (tmp / "transform_graph" / "transform_fn" / "saved_model.pb").write_bytes(b"stand-in")
     outputs = {names.PUSHED_MODEL: dsl.Model(uri=str(tmp / names.PUSHED_MODEL)),
                names.PUSH_REPORT: dsl.Markdown(uri=str(tmp / "push_report.md"))}
+    (tmp / names.INFRA_BLESSING).mkdir()
+    (tmp / names.INFRA_BLESSING / names.INFRA_BLESSING_FILE).write_text(json.dumps({"blessed": True, "reason": "served"}))
     push.python_func(
         model=dsl.Model(uri=evaluation["models"]["good"]),
         transform_graph=dsl.Artifact(uri=str(tmp / "transform_graph")),
         schema=validation[names.SCHEMA], statistics=validation[names.STATISTICS],
         blessing=evaluation["outputs"][names.BLESSING], examples=dsl.Dataset(uri=examples_dir),
+        infra_blessing=dsl.Artifact(uri=str(tmp / names.INFRA_BLESSING)),
         registry_uri=evaluation["registry_uri"], model_name="hmda", code_version="0123abc", **outputs,
     )
     result = json.loads((tmp / names.PUSHED_MODEL / names.PUSH_RESULT_FILE).read_text())

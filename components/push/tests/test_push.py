@@ -178,14 +178,20 @@ def test_component_writes_result_and_report(artifacts, tmp_path):
     dirs = artifacts()
     pushed = dsl.Model(uri=str(tmp_path / "pushed"))
     report = dsl.Markdown(uri=str(tmp_path / "push_report.md"))
+    infra = tmp_path / "infra_blessing"
+    infra.mkdir()
+    (infra / names.INFRA_BLESSING_FILE).write_text(json.dumps(
+        {"blessed": True, "reason": "served", "load_seconds": 2.5, "v1": {"requests": 5}, "v2": {"rows": 5}}))
     component.python_func(
         model=dsl.Model(uri=dirs["model"]), transform_graph=dsl.Artifact(uri=dirs["transform"]),
         schema=dsl.Artifact(uri=dirs["schema"]), statistics=dsl.Artifact(uri=dirs["stats"]),
-        blessing=dsl.Artifact(uri=dirs["blessing"]), examples=dsl.Dataset(uri=dirs["examples"]),
+        blessing=dsl.Artifact(uri=dirs["blessing"]), infra_blessing=dsl.Artifact(uri=str(infra)),
+        examples=dsl.Dataset(uri=dirs["examples"]),
         registry_uri=str(tmp_path / "registry"), model_name="m", code_version="abc123",
         pushed_model=pushed, push_report=report,
     )
     result = json.loads((tmp_path / "pushed" / names.PUSH_RESULT_FILE).read_text())
     assert result["pushed"] is True and pushed.metadata["version"] == result["version"]
+    assert json.loads(open(result["lineage_uri"]).read())["infra_validation"]["load_seconds"] == 2.5
     text = (tmp_path / "push_report.md").read_text()
     assert f"| model version | `{result['version']}` |" in text and "| code version | `abc123` |" in text
