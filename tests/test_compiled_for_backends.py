@@ -139,9 +139,12 @@ def test_the_driver_checks_catch_a_colliding_input_and_a_numeric_resource_parame
 @pytest.mark.parametrize("path", KUBEFLOW_FILES, ids=lambda p: p.name)
 def test_every_beam_step_and_train_request_cpu_and_memory(path):
     spec = _documents(path)[0]
-    requested = {name for _, tasks in _dags(spec) for name, task in tasks.items()
-                 if (_executor(spec, task) or {}).get("resources", {}).get("resourceCpuRequest")
-                 and _executor(spec, task)["resources"].get("resourceMemoryRequest")}
+    requested = set()
+    for _, tasks in _dags(spec):
+        for name, task in tasks.items():
+            resources = (_executor(spec, task) or {}).get("resources", {})
+            if resources.get("resourceCpuRequest") and resources.get("resourceMemoryRequest"):
+                requested.add(name)
     assert {names.VALIDATE_TASK, names.TRANSFORM_TASK, names.EVALUATE_TASK, names.TRAIN_TASK} <= requested
 
 

@@ -17,6 +17,7 @@ Each image's size, build time and (after --push) registry digest go to the recor
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import subprocess
@@ -34,8 +35,6 @@ DEBIAN_BASE = "kfp-prod-components/python-base:3.11-bookworm"
 DEBIAN_DOCKER_CLIENT = "/usr/bin/docker"
 SYSTEM_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 
-DOCKER = "docker"  # main() picks the client
-
 # name -> (Dockerfile, build arguments)
 IMAGES = {
     "pipeline": ("components/Dockerfile", {"LOCK": "pipeline-runtime.lock"}),
@@ -44,6 +43,7 @@ IMAGES = {
 }
 
 
+@functools.cache
 def docker_client() -> str:
     """A docker client that can build with BuildKit: one with the buildx plugin, or Debian's
     docker.io client (20.10 has BuildKit built in; newer clients without buildx refuse)."""
@@ -56,7 +56,7 @@ def docker_client() -> str:
 
 
 def _docker(*args: str, capture: bool = False, check: bool = True) -> subprocess.CompletedProcess:
-    return subprocess.run([DOCKER, *args], check=check, text=True,
+    return subprocess.run([docker_client(), *args], check=check, text=True,
                           stdout=subprocess.PIPE if capture else None, stderr=subprocess.PIPE if capture else None)
 
 
@@ -94,7 +94,7 @@ def build(name: str, ref: str, base: str) -> float:
     if ca:
         command += ["--secret", f"id=ca,src={ca}"]
     started = time.monotonic()
-    subprocess.run([DOCKER, *command, str(ROOT)], check=True, env=os.environ | {"DOCKER_BUILDKIT": "1"})
+    subprocess.run([docker_client(), *command, str(ROOT)], check=True, env=os.environ | {"DOCKER_BUILDKIT": "1"})
     return round(time.monotonic() - started, 1)
 
 
@@ -117,8 +117,6 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown images {unknown}; known: {sorted(IMAGES)}")
     subprocess.run([str(HERE / "engine.sh")], check=True)
-    global DOCKER
-    DOCKER = docker_client()
     base = resolve_base(args.base_image)
     record_path = Path(args.record)
     record = json.loads(record_path.read_text()) if record_path.exists() else {}
