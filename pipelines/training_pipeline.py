@@ -55,10 +55,11 @@ def _define_pipeline(platform: str, spec: VertexSpec | None = None):
     kubeflow = platform == KUBEFLOW
     train_op = train if kubeflow else vertex_train_job(spec)
 
-    def resources(task: dsl.PipelineTask, cpu, memory) -> dsl.PipelineTask:
-        if kubeflow:
-            return task.set_cpu_request(cpu).set_memory_request(memory)
+    def vertex_limits(task: dsl.PipelineTask) -> dsl.PipelineTask:
         return task.set_cpu_limit(spec.cpu_limit).set_memory_limit(spec.memory_limit)
+
+    def resources(task: dsl.PipelineTask, cpu, memory) -> dsl.PipelineTask:
+        return task.set_cpu_request(cpu).set_memory_request(memory) if kubeflow else vertex_limits(task)
 
     @dsl.pipeline(
         name=PIPELINE_NAME,
@@ -194,7 +195,7 @@ def _define_pipeline(platform: str, spec: VertexSpec | None = None):
         infra_task = infra_validate(model=train_task.outputs[names.MODEL], examples=examples,
                                     requests=infra_validation_requests)
         if not kubeflow:
-            infra_task.set_cpu_limit(spec.cpu_limit).set_memory_limit(spec.memory_limit)
+            vertex_limits(infra_task)
 
         push_task = push(
             model=train_task.outputs[names.MODEL],
