@@ -81,6 +81,7 @@ def _define_pipeline(platform: str, spec: VertexSpec | None = None):
         skew_linf_threshold: float = D.skew_linf_threshold,
         drift_jensen_shannon_threshold: float = D.drift_jensen_shannon_threshold,
         drift_linf_threshold: float = D.drift_linf_threshold,
+        data_noise_quantile: float = D.data_noise_quantile,
         epochs: int = D.epochs,
         batch_size: int = D.batch_size,
         learning_rate: float = D.learning_rate,
@@ -144,6 +145,7 @@ def _define_pipeline(platform: str, spec: VertexSpec | None = None):
             skew_linf_threshold=skew_linf_threshold,
             drift_jensen_shannon_threshold=drift_jensen_shannon_threshold,
             drift_linf_threshold=drift_linf_threshold,
+            data_noise_quantile=data_noise_quantile,
             beam_args=beam_args,
         )
         resources(validate_task, beam_cpu_request, beam_memory_request)

@@ -54,10 +54,17 @@ class PipelineConfig:
     # --- validation (TFDV) ---
     schema_uri: str = ""
     """A curated schema.pbtxt; default: the champion's schema, or inferred on the first run."""
-    skew_jensen_shannon_threshold: float = 0.1
+    skew_jensen_shannon_threshold: float = 0.01
+    """Numeric skew bound: Jensen-Shannon divergence (base 2) over the train split's decile bins.
+    0.01 is about PSI 0.055: a 20% rescale of a delay or income column reads 0.014-0.022."""
     skew_linf_threshold: float = 0.1
-    drift_jensen_shannon_threshold: float = 0.1
+    """Categorical skew bound: L-infinity distance between value frequencies."""
+    drift_jensen_shannon_threshold: float = 0.01
     drift_linf_threshold: float = 0.1
+    """Drift bounds (this run's train data vs the champion's), measured as the skew ones."""
+    data_noise_quantile: float = 0.999
+    """A skew/drift distance is an anomaly only above the level two samples of its sizes reach with no
+    shift with this probability, family-wise over the features (0: the bounds alone decide)."""
     # --- training ---
     epochs: int = 20
     batch_size: int = 64
@@ -134,6 +141,12 @@ class PipelineConfig:
             problems.append("epochs and batch_size must be >= 1")
         if self.accelerator_count < 0:
             problems.append("accelerator_count must be >= 0")
+        for name in ("skew_jensen_shannon_threshold", "skew_linf_threshold",
+                     "drift_jensen_shannon_threshold", "drift_linf_threshold"):
+            if not getattr(self, name) > 0:
+                problems.append(f"{name} must be > 0, got {getattr(self, name)}")
+        if not 0.0 <= self.data_noise_quantile < 1.0:
+            problems.append(f"data_noise_quantile must be in [0, 1), got {self.data_noise_quantile}")
         if self.infra_validation_requests < 1:
             problems.append("infra_validation_requests must be >= 1")
         if not 0.0 <= self.auc_floor <= 1.0:

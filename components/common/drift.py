@@ -6,10 +6,15 @@
 - Jensen–Shannon distance (base 2, in [0, 1]) and L-infinity distance for categorical values.
 
 Rules of thumb (Siddiqi; also the defaults here): PSI < 0.1 stable, 0.1–0.2 warn, > 0.2 act.
+
+Every figure from samples is above 0 without any shift; `noise_level` gives its no-shift quantile
+for the sample sizes at hand, so callers judge a figure against max(threshold, noise).
 """
 
 from __future__ import annotations
 
+import math
+import statistics
 from collections.abc import Iterable, Sequence
 
 import numpy as np
@@ -18,6 +23,7 @@ DEFAULT_BINS = 10
 EMPTY_BIN_FLOOR = 1e-4
 WARN = 0.1
 ACT = 0.2
+PSI, KS, JS, JS_DIVERGENCE, LINF = "psi", "ks", "js", "js_divergence", "linf"
 
 
 def _finite(values: Iterable[float] | np.ndarray) -> np.ndarray:
@@ -31,6 +37,19 @@ def quantile_edges(baseline: Sequence[float] | np.ndarray, bins: int = DEFAULT_B
     if base.size == 0:
         raise ValueError("baseline has no finite values")
     return np.unique(np.quantile(base, np.linspace(0, 1, bins + 1)[1:-1]))
+
+
+def quantile_edges_from_cdf(knots: np.ndarray, cdf: np.ndarray, bins: int = DEFAULT_BINS) -> np.ndarray:
+    """Interior bin edges from a CDF known at sorted knots: for each of 1/bins ... (bins-1)/bins the
+    first knot whose CDF reaches it, merged where values tie (a feature that is mostly 0 gets few
+    bins); never the largest knot (the last bin is open to +inf)."""
+    knots, cdf = np.asarray(knots), np.asarray(cdf, dtype=np.float64)
+    if knots.size == 0:
+        raise ValueError("the CDF has no knots")
+    levels = np.arange(1, bins) / bins
+    index = np.clip(np.searchsorted(cdf, levels - 1e-9, side="left"), 0, knots.size - 1)
+    edges = np.unique(knots[index])
+    return edges[edges < knots[-1]]
 
 
 def binned_fractions(values: Sequence[float] | np.ndarray, edges: np.ndarray) -> np.ndarray:
@@ -80,6 +99,11 @@ def category_distributions(baseline: Iterable, current: Iterable) -> tuple[np.nd
     return p / p.sum(), q / q.sum(), categories
 
 
+def jensen_shannon_divergence(p: np.ndarray, q: np.ndarray) -> float:
+    """Jensen–Shannon divergence (base 2, in [0, 1]): the square of `jensen_shannon`."""
+    return jensen_shannon(p, q) ** 2
+
+
 def jensen_shannon(p: np.ndarray, q: np.ndarray) -> float:
     """Jensen–Shannon distance (square root of the divergence, base 2): 0 equal, 1 disjoint."""
     p = np.asarray(p, dtype=np.float64)
@@ -106,3 +130,56 @@ def severity(value: float, warn: float = WARN, act: float = ACT) -> str:
     if value > warn:
         return "warn"
     return "ok"
+
+
+# ------------------------------------------------------------------------------ sampling noise
+# A figure from n rows against N baseline rows is not 0 even without a shift. Its level at a
+# quantile q of the no-shift distribution (large-sample approximations below) is what a figure must
+# clearly exceed before it means anything: a quiet hour's 200 requests, or a 491-row eval split,
+# read PSI ~0.1 from sampling alone, while with 100k rows the level is far below any threshold.
+
+
+def normal_quantile(q: float) -> float:
+    return statistics.NormalDist().inv_cdf(q)
+
+
+def chi2_quantile(dof: int, q: float) -> float:
+    """Wilson–Hilferty approximation of the chi-square quantile (within ~1% for dof >= 1, q <= 0.999)."""
+    dof = max(dof, 1)
+    return dof * (1 - 2 / (9 * dof) + normal_quantile(q) * math.sqrt(2 / (9 * dof))) ** 3
+
+
+def family_quantile(q: float, tests: int) -> float:
+    """The per-test quantile that keeps the chance of any false alarm over `tests` tests near 1 - q
+    (Bonferroni)."""
+    return 1 - (1 - q) / max(tests, 1)
+
+
+def noise_level(statistic: str, n: float, baseline_n: float, q: float, expected: np.ndarray,
+                actual: np.ndarray | None = None) -> float | None:
+    """The statistic's `q` quantile with no shift, for n current and baseline_n baseline rows.
+
+    PSI ~ chi2(k-1) * (1/n + 1/N) (PSI is the symmetrised KL divergence, ~ the two-sample Pearson
+    statistic over n N / (n + N)); the JS divergence ~ chi2(k-1) (1/n + 1/N) / 8 nats, the JS
+    distance its square root; KS: c(q) sqrt(1/n + 1/N), c = sqrt(-ln((1-q)/2) / 2); L-infinity: a
+    Bonferroni normal bound over the k categories. `expected`/`actual`: the two fraction vectors
+    (bins or categories); k counts the cells occupied in either. None when q is 0 or a side is empty.
+    """
+    if not q or n <= 0 or baseline_n <= 0:
+        return None
+    scale = 1.0 / n + 1.0 / baseline_n
+    occupied = np.asarray(expected) > 0
+    if actual is not None:
+        occupied |= np.asarray(actual) > 0
+    k = max(int(occupied.sum()), 2)
+    if statistic == PSI:
+        return chi2_quantile(k - 1, q) * scale
+    if statistic == KS:
+        return math.sqrt(-math.log((1 - q) / 2) / 2) * math.sqrt(scale)
+    if statistic in (JS, JS_DIVERGENCE):
+        divergence_bits = chi2_quantile(k - 1, q) * scale / (8 * math.log(2))
+        return divergence_bits if statistic == JS_DIVERGENCE else math.sqrt(divergence_bits)
+    if statistic == LINF:
+        mixed = (np.asarray(expected) + (np.asarray(actual) if actual is not None else 0)) / 2
+        return normal_quantile(1 - (1 - q) / (2 * k)) * math.sqrt(float(np.max(mixed * (1 - mixed))) * scale)
+    raise ValueError(f"unknown statistic {statistic!r}")

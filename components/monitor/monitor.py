@@ -13,15 +13,16 @@ is an output, never a failure; only unusable input (no log, no baseline, too few
 
 Feature baseline: the version's `stats.tfrecord` (TFDV statistics of the train split), not a
 sample of training rows: the registry keeps no rows, and the statistics are exact where PSI and KS
-need them. TFDV's QUANTILES histogram has 10 buckets of ~10% of the rows; summed by upper bound
-(ties split a value's rows over several buckets sharing that bound) they give the training CDF at
-each distinct bound exactly: on `make run`'s train split (1889 rows) the largest error against the
-raw rows is 0.0000 for every numeric feature, and 0.0014 for the STANDARD histogram's bounds. So
+need them. validate_data's QUANTILES histogram has 100 buckets of ~1% of the rows (older versions:
+10 of ~10%); summed by upper bound (ties split a value's rows over several buckets sharing that
+bound) they give the training CDF at each distinct bound exactly: on `make run`'s train split
+(1889 rows, 10 buckets) the largest error against the raw rows was 0.0000 for every numeric
+feature, and 0.0014 for the STANDARD histogram's bounds. So
 
-  PSI: bins cut at the distinct quantile bounds (TFDV's deciles, merged where values tie) with the
+  PSI: bins cut at the training deciles read from that CDF (merged where values tie) with the
        baseline's fractions from the bucket counts: the same PSI as from the raw training rows;
-  KS:  max |F_train - F_log| over the bounds of both histograms (~40 points): a lower bound of the
-       exact KS, short by at most the training mass between two neighbouring bounds.
+  KS:  max |F_train - F_log| over the bounds of both histograms: a lower bound of the exact KS,
+       short by at most the training mass between two neighbouring bounds.
 
 Float features are compared in float32, as the model and TFDV saw them (a logged 0.7 is trained on
 as 0.69999999, which sits on a quantile bound when many rows hold it).
@@ -57,14 +58,14 @@ import itertools
 import json
 import math
 import os
-import statistics
 from collections.abc import Iterator, Mapping, Sequence
 
 import numpy as np
 
 from components.common import drift
 from components.common import io as fio
-from components.common import names
+from components.common import names, tfdv_stats
+from components.common.tfdv_stats import MISSING, OTHER
 from components.common.config import RETRAIN_ON
 from components.common.errors import PipelineInputError
 
@@ -73,14 +74,12 @@ try:  # in the pipeline image (via apache-beam); ~2x faster than json on log lin
 except ImportError:  # pragma: no cover
     _orjson = None
 
-PSI, KS, JS, LINF = "psi", "ks", "js", "linf"
+PSI, KS, JS, LINF = drift.PSI, drift.KS, drift.JS, drift.LINF
 STATISTICS = (PSI, KS, JS, LINF)
 NUMERIC, CATEGORICAL, PREDICTION = "numeric", "categorical", "prediction"
 OK, WARN, ACT = names.DRIFT_DECISIONS
 SEVERITY_ORDER = {OK: 0, WARN: 1, ACT: 2}
 PREDICTION_FEATURE = "probability"  # the logged field; the prediction's row in the results
-MISSING = "__missing__"  # also the serving contract's missing string
-OTHER = "__other__"      # categories beyond TFDV's rank histogram
 MAX_PREDICTION_KNOTS = 2000
 MAX_EXAMPLES = 5
 
@@ -210,22 +209,6 @@ def _floor32(values: np.ndarray) -> np.ndarray:
     return out
 
 
-def _cdf_at_bounds(histogram) -> tuple[np.ndarray, np.ndarray]:
-    """(distinct upper bounds, fraction of the histogram's rows <= each) of a TFDV histogram."""
-    highs = np.array([b.high_value for b in histogram.buckets], dtype=np.float64)
-    counts = np.array([b.sample_count for b in histogram.buckets], dtype=np.float64)
-    keep = np.isfinite(highs) & (counts >= 0)
-    highs, counts = highs[keep], counts[keep]
-    if highs.size == 0 or counts.sum() <= 0:
-        return np.array([]), np.array([])
-    order = np.argsort(highs, kind="stable")
-    highs, counts = highs[order], counts[order]
-    bounds = np.unique(highs)
-    cumulative = np.cumsum(counts) / counts.sum()
-    # the CDF at a bound counts every bucket with that upper bound (TFDV splits tied rows over them)
-    return bounds, cumulative[np.searchsorted(highs, bounds, side="right") - 1]
-
-
 def numeric_baseline_from_stats(feature: str, num_stats, num_examples: int, float32: bool) -> NumericBaseline | None:
     """NumericBaseline from a TFDV NumericStatistics (see the module docstring); None without a
     QUANTILES histogram (e.g. a feature that was always missing)."""
@@ -239,10 +222,10 @@ def numeric_baseline_from_stats(feature: str, num_stats, num_examples: int, floa
             standard = histogram
     if quantiles is None:
         return None
-    q_bounds, q_cdf = _cdf_at_bounds(quantiles)
+    q_bounds, q_cdf = tfdv_stats.cdf_at_bounds(quantiles)
     if q_bounds.size == 0:
         return None
-    s_bounds, s_cdf = _cdf_at_bounds(standard) if standard is not None else (np.array([]), np.array([]))
+    s_bounds, s_cdf = tfdv_stats.cdf_at_bounds(standard) if standard is not None else (np.array([]), np.array([]))
     cast = _floor32 if float32 else (lambda a: a.astype(np.float64))
     q_knots, s_knots = cast(q_bounds), cast(s_bounds)
     # CDF per knot, the quantile histogram's value winning where both have one (it is exact)
@@ -252,8 +235,8 @@ def numeric_baseline_from_stats(feature: str, num_stats, num_examples: int, floa
     knots = np.array(sorted(cdf_by_knot), dtype=dtype)
     grid = np.append(knots, dtype(np.inf))
     cdf = np.append(np.array([cdf_by_knot[k] for k in knots.tolist()]), 1.0)
-    # PSI edges: the distinct quantile bounds but the largest (the last bin is open to +inf)
-    edges = np.unique(q_knots)[:-1]
+    # PSI edges at the deciles of the quantile histogram (validate_data writes 100 buckets)
+    edges = drift.quantile_edges_from_cdf(q_knots, q_cdf, drift.DEFAULT_BINS)
     edge_cells = np.searchsorted(grid, edges.astype(dtype), side="left")
     edge_cdf = np.concatenate([[0.0], cdf[edge_cells], [1.0]])
     fractions = np.diff(edge_cdf)
@@ -288,35 +271,9 @@ def numeric_baseline_from_values(feature: str, values: Sequence[float] | np.ndar
 
 
 def categorical_baseline_from_stats(feature: str, string_stats, num_examples: int) -> CategoricalBaseline:
-    counts: dict[str, float] = collections.defaultdict(float)
-    for bucket in string_stats.rank_histogram.buckets:
-        counts[bucket.label] += bucket.sample_count
-    common = string_stats.common_stats
-    total_values = common.tot_num_values or common.num_non_missing
-    other = total_values - sum(counts.values())
-    has_other = other > 0.5  # TFDV keeps the top values only (1000 by default)
-    if has_other:
-        counts[OTHER] += other
-    if common.num_missing:
-        counts[MISSING] += common.num_missing
-    return CategoricalBaseline(feature=feature, counts=dict(counts), has_other=has_other,
+    counts, has_other = tfdv_stats.category_counts(string_stats)
+    return CategoricalBaseline(feature=feature, counts=counts, has_other=has_other,
                                rows=int(num_examples or sum(counts.values())))
-
-
-def read_statistics(uri: str):
-    """A DatasetFeatureStatisticsList from a binary file (what validate_data writes as stats.tfrecord)."""
-    from tensorflow_metadata.proto.v0 import statistics_pb2
-
-    if fio.is_local(uri):
-        with open(uri, "rb") as f:
-            data = f.read()
-    else:
-        with fio._gfile().GFile(uri, "rb") as f:
-            data = f.read()
-    try:
-        return statistics_pb2.DatasetFeatureStatisticsList.FromString(data)
-    except Exception as exc:  # protobuf's DecodeError and friends
-        raise PipelineInputError(f"{uri} is not a binary TFDV DatasetFeatureStatisticsList: {exc}") from None
 
 
 def resolve_version(registry_uri: str, model_name: str, version: str = "") -> tuple[str, str]:
@@ -342,7 +299,7 @@ def load_baseline(config: MonitorConfig) -> Baseline:
     if not fio.exists(stats_uri):
         raise PipelineInputError(f"version {version} has no training statistics ({stats_uri}): nothing to "
                                  "compare the log with")
-    stats = read_statistics(stats_uri)
+    stats = tfdv_stats.read_statistics(stats_uri)
     if not stats.datasets:
         raise PipelineInputError(f"{stats_uri} holds no dataset statistics")
     dataset = next((d for d in stats.datasets if d.name == names.TRAIN), stats.datasets[0])
@@ -641,50 +598,6 @@ def category_fractions(baseline: CategoricalBaseline, current: Mapping) -> tuple
     return p / p.sum(), q / max(q.sum(), 1e-12), categories
 
 
-# ------------------------------------------------------------------------------ sampling noise
-# A figure from n logged rows against N baseline rows is not 0 even without drift. Its level at the
-# `noise_quantile` of the no-drift distribution (large-sample approximations below) raises the
-# warn/act bounds for small samples, so a quiet hour's 200 requests do not page anyone; with
-# thousands of rows the level is far below 0.1 and the thresholds alone decide.
-
-
-def _z(q: float) -> float:
-    return statistics.NormalDist().inv_cdf(q)
-
-
-def chi2_quantile(dof: int, q: float) -> float:
-    """Wilson–Hilferty approximation of the chi-square quantile (within ~1% for dof >= 1, q <= 0.999)."""
-    dof = max(dof, 1)
-    return dof * (1 - 2 / (9 * dof) + _z(q) * math.sqrt(2 / (9 * dof))) ** 3
-
-
-def noise_level(statistic: str, n: int, baseline_n: float, q: float, expected: np.ndarray,
-                actual: np.ndarray | None = None) -> float | None:
-    """The statistic's `q` quantile with no drift, for n current and baseline_n baseline rows.
-
-    PSI ~ chi2(k-1) * (1/n + 1/N) (PSI is the symmetrised KL divergence, ~ the two-sample Pearson
-    statistic over n N / (n + N)); KS: c(q) sqrt(1/n + 1/N), c = sqrt(-ln((1-q)/2) / 2); JS distance:
-    the divergence is ~ chi2(k-1) (1/n + 1/N) / 8 nats; L-infinity: a Bonferroni normal bound over
-    the k categories. `expected`/`actual`: the two fraction vectors (bins or categories)."""
-    if not q or n <= 0 or baseline_n <= 0:
-        return None
-    scale = 1.0 / n + 1.0 / baseline_n
-    occupied = np.asarray(expected) > 0
-    if actual is not None:
-        occupied |= np.asarray(actual) > 0
-    k = max(int(occupied.sum()), 2)
-    if statistic == PSI:
-        return chi2_quantile(k - 1, q) * scale
-    if statistic == KS:
-        return math.sqrt(-math.log((1 - q) / 2) / 2) * math.sqrt(scale)
-    if statistic == JS:
-        return math.sqrt(chi2_quantile(k - 1, q) * scale / (8 * math.log(2)))
-    if statistic == LINF:
-        mixed = (np.asarray(expected) + (np.asarray(actual) if actual is not None else 0)) / 2
-        return _z(1 - (1 - q) / (2 * k)) * math.sqrt(float(np.max(mixed * (1 - mixed))) * scale)
-    raise ValueError(f"unknown statistic {statistic!r}")
-
-
 # ------------------------------------------------------------------------------ result
 
 
@@ -698,7 +611,7 @@ class DriftRow:
     warn: float
     act: float
     rows: int
-    noise: float | None = None  # the no-drift level for these sample sizes (see noise_level)
+    noise: float | None = None  # the no-drift level for these sample sizes (see drift.noise_level)
     missing_fraction: float | None = None
     baseline_missing_fraction: float | None = None
 
@@ -812,13 +725,13 @@ class DriftAccumulator:
         extra = {} if kind == PREDICTION else {"missing_fraction": missing,
                                                "baseline_missing_fraction": base.missing_fraction}
         out = [judge(name, kind, PSI, counts.psi(), counts.rows, self.config,
-                     noise_level(PSI, counts.rows, base.rows, q, base.expected, actual), **extra)]
+                     drift.noise_level(PSI, counts.rows, base.rows, q, base.expected, actual), **extra)]
         ks = counts.ks()
         if ks is None:
             notes.append(f"{name}: every logged value is missing; no KS")
         else:
             out.append(judge(name, kind, KS, ks, counts.valid, self.config,
-                             noise_level(KS, counts.valid, base.rows * (1 - base.missing_fraction), q,
+                             drift.noise_level(KS, counts.valid, base.rows * (1 - base.missing_fraction), q,
                                          base.expected), **extra))
         return out
 
@@ -835,7 +748,7 @@ class DriftAccumulator:
             extra = {"missing_fraction": missing, "baseline_missing_fraction": base.missing_fraction}
             for statistic, value in ((JS, drift.jensen_shannon(p, cur)), (LINF, drift.linf(p, cur))):
                 out.append(judge(name, CATEGORICAL, statistic, value, rows, self.config,
-                                 noise_level(statistic, rows, base.rows, q, p, cur), **extra))
+                                 drift.noise_level(statistic, rows, base.rows, q, p, cur), **extra))
         for name, n in sorted(self.bad_values.items()):
             notes.append(f"{name}: {n} logged values were not numbers; counted as missing")
         prediction = self.prediction

@@ -16,6 +16,7 @@ def validate_data(
     skew_linf_threshold: float,
     drift_jensen_shannon_threshold: float,
     drift_linf_threshold: float,
+    data_noise_quantile: float,
     beam_args: list,
     statistics: Output[Artifact],
     schema: Output[Artifact],
@@ -23,7 +24,8 @@ def validate_data(
     validation_report: Output[Markdown],
     validation_html: Output[HTML],
 ):
-    """TFDV: statistics (one Beam job), schema (curated/champion/inferred), anomalies, skew, drift."""
+    """TFDV: statistics (one Beam job), schema (curated/champion/inferred), anomalies, and skew and
+    drift on quantile bins judged against sampling noise."""
     from components.common import io as fio
     from components.common import names
     from components.common.errors import DataValidationError
@@ -44,6 +46,7 @@ def validate_data(
             skew_linf_threshold=skew_linf_threshold,
             drift_jensen_shannon_threshold=drift_jensen_shannon_threshold,
             drift_linf_threshold=drift_linf_threshold,
+            noise_quantile=data_noise_quantile,
             beam_args=list(beam_args),
             raise_on_anomalies=False,  # raised below, once every output and its metadata is written
         )

@@ -10,10 +10,17 @@ import pandas as pd
 import pytest
 
 from components.common import names
+from components.common.config import PipelineConfig
 from components.common.errors import DataValidationError, PipelineInputError
-from components.validate_data.validate import ValidationResult, collect_anomalies, validate
+from components.validate_data.findings import collect_anomalies
+from components.validate_data.validate import ValidationResult, validate
 
 BEAM_ARGS = ["--direct_num_workers=1", "--direct_running_mode=in_memory"]
+_DEFAULTS = PipelineConfig()
+# the pipeline's defaults, under validate()'s argument names
+THRESHOLDS = {name: getattr(_DEFAULTS, name) for name in (
+    "skew_jensen_shannon_threshold", "skew_linf_threshold", "drift_jensen_shannon_threshold", "drift_linf_threshold")}
+THRESHOLDS["noise_quantile"] = _DEFAULTS.data_noise_quantile
 
 
 def _ingest(csv_path, out_dir, **kwargs) -> str:
@@ -39,7 +46,7 @@ def _run(examples, out, **kwargs) -> ValidationResult:
         os.path.join(out, "schema"),
         os.path.join(out, "anomalies"),
         beam_args=BEAM_ARGS,
-        **kwargs,
+        **{**THRESHOLDS, **kwargs},
     )
 
 
@@ -77,35 +84,36 @@ def test_clean_data_passes_and_writes_every_output(clean_run, examples_dir):
 
 
 def test_html_report_shows_each_split_and_every_measured_distance(clean_run):
-    """Figures on the page come from the statistics files and TFDV's own skew measurements."""
+    """Figures on the page come from the statistics files; every skew distance with its limit."""
     import tensorflow_data_validation as tfdv
-    from google.protobuf import text_format
-    from tensorflow_metadata.proto.v0 import anomalies_pb2
 
-    from components.validate_data import validate as v
+    from components.validate_data import report as r
 
-    out, _ = clean_run
+    out, result = clean_run
     page = open(os.path.join(out, "anomalies", names.REPORT_HTML_FILE)).read()
     stats = {s: tfdv.load_stats_binary(os.path.join(out, "statistics", s, names.STATS_FILE)) for s in names.SPLITS}
     lvrat = {s: tfdv.get_feature_stats(stats[s].datasets[0], tfdv.FeaturePath(["lvrat"])).num_stats
              for s in names.SPLITS}
     for split in names.SPLITS:  # train and eval side by side
         assert f">{lvrat[split].mean:.4f}<" in page and f">{lvrat[split].std_dev:.4f}<" in page
-    summaries = v.feature_summaries(stats[names.TRAIN])
+    summaries = r.feature_summaries(stats[names.TRAIN])
     assert summaries["afam"]["kind"] == "categorical" and summaries["lvrat"]["kind"] == "numeric"
-    assert len(summaries["lvrat"]["histogram"]) == v.HISTOGRAM_BUCKETS
+    from components.validate_data.validate import HISTOGRAM_BUCKETS
+
+    assert len(summaries["lvrat"]["histogram"]) == HISTOGRAM_BUCKETS
     top = summaries["afam"]["top_values"][0]
     assert f"{top[0]} {top[1] / summaries['afam']['count']:.0%}" in page
-    anomalies = text_format.Parse(
-        open(os.path.join(out, "anomalies", names.ANOMALIES_FILE)).read(), anomalies_pb2.Anomalies()
-    )
-    measured = v.distance_measurements(anomalies)
-    # every compared feature but the key column and the label (no skew comparator) has a figure
-    assert set(measured) == set(summaries) - {"rownames", "deny"}
-    for feature, found in measured.items():
-        for m in found:
-            assert not m["exceeded"]
-            assert f"skew {m['metric']} {m['value']:.4g} ≤ {m['threshold']:g}" in page, feature
+    # every compared feature but the key column and the label (no skew check) has a skew row
+    skew = {d["feature"]: d for d in result.distances if d["check"] == "skew"}
+    assert set(skew) == set(summaries) - {"rownames", "deny"}
+    markdown = open(os.path.join(out, "anomalies", names.REPORT_MD_FILE)).read()
+    for feature, d in skew.items():
+        assert not d["anomalous"] and d["noise"] > 0 and d["limit"] == max(d["bound"], d["noise"])
+        limit = f"max(bound {d['bound']:g}, noise {d['noise']:.3g})"
+        metric = "JS" if d["kind"] == "numeric" else "L∞"
+        assert f"skew {metric} {d['value']:.3g} ≤ {limit}" in page, feature
+        assert f"| {feature} | skew | {metric} | {d['value']:.3g} | {d['noise']:.3g} | {d['bound']:g} | ok |" in markdown
+    assert "can only reveal a broken split" in page
     assert page.count("<svg") == sum(1 for s in summaries.values() if s["kind"] == "numeric")
 
 
@@ -117,10 +125,9 @@ def test_inferred_schema_excludes_the_label_from_serving(clean_run):
     assert set(schema.default_environment) == {"TRAINING", "SERVING"}
     assert list(tfdv.get_feature(schema, "deny").not_in_environment) == ["SERVING"]
     assert "SERVING" not in tfdv.get_feature(schema, "lvrat").not_in_environment
-    # numeric → Jensen–Shannon, categorical → L-infinity; the key column has no comparator
-    assert tfdv.get_feature(schema, "lvrat").skew_comparator.jensen_shannon_divergence.threshold == pytest.approx(0.1)
-    assert tfdv.get_feature(schema, "afam").drift_comparator.infinity_norm.threshold == pytest.approx(0.1)
-    assert not tfdv.get_feature(schema, "rownames").HasField("skew_comparator")
+    # skew and drift are shift.py's: no TFDV comparator in an inferred schema
+    for feature in schema.feature:
+        assert not feature.HasField("skew_comparator") and not feature.HasField("drift_comparator")
     # tolerant of small samples (see _relax_inferred_schema)
     assert tfdv.get_feature(schema, "afam").distribution_constraints.min_domain_mass == pytest.approx(0.9)
 
@@ -146,7 +153,9 @@ def test_drifted_eval_file_raises_naming_the_feature_after_writing_reports(hmda_
     assert "lvrat" in (tmp_path / "out" / "anomalies" / names.ANOMALIES_FILE).read_text()
     page = (tmp_path / "out" / "anomalies" / names.REPORT_HTML_FILE).read_text()
     assert "Anomalies (" in page and '<span class="badge bad">lvrat</span>' in page
-    assert "skew JS 1 &gt; 0.1" in page  # TFDV's measured divergence, flagged against its threshold
+    lvrat = next(d for d in report["distances"] if d["feature"] == "lvrat" and d["check"] == "skew")
+    assert lvrat["anomalous"] and lvrat["value"] > 0.5 > lvrat["noise"]
+    assert f"skew JS {lvrat['value']:.3g} &gt; max(bound 0.01, noise {lvrat['noise']:.3g})" in page
 
 
 # --- 3./4. a curated schema catches a missing column and a wrong type ---------------------------------
@@ -177,6 +186,46 @@ def test_curated_schema_catches_a_numeric_column_turned_to_words(clean_run, hmda
     assert "chist" in _features(result.anomalies, "schema")
     chist = next(a for a in result.anomalies if a["feature"] == "chist")
     assert "INT" in chist["detail"] or "type" in chist["short"].lower()
+
+
+def test_sparse_columns_may_be_absent_from_a_split(hmda_csv, tmp_path):
+    """A column filled in 3 of 800 rows, all in train, and one filled in 3 rows, all in eval: a
+    small split that holds none of a rare column is sampling, not a dropped or a new column. One
+    filled in 30 eval rows and no train row is a new column."""
+    import numpy as np
+
+    from components.ingest.ingest import split_is_eval
+
+    def sparse(frame):
+        is_eval = split_is_eval(frame, "rownames", 0.2)
+        frame = frame.assign(broker_note=None, rare_fee=np.nan)
+        frame.loc[np.flatnonzero(~is_eval)[:3], "broker_note"] = "see file"
+        frame.loc[np.flatnonzero(is_eval)[:3], "rare_fee"] = 125.0
+        frame.loc[np.flatnonzero(is_eval)[:30], "new_source"] = "web"
+        return frame
+
+    result = _run(_mutated_examples(hmda_csv, tmp_path, "sparse", sparse), tmp_path / "out", raise_on_anomalies=False)
+    assert [(a["feature"], a["short"]) for a in result.anomalies] == [("new_source", "New column")], result.report_markdown
+    assert "rare_fee (3 of" in result.report_markdown  # let through, and said so
+    broker = next(d for d in result.distances if d["feature"] == "broker_note")
+    assert broker["missing_fraction"] == 1.0 and not broker["anomalous"]
+
+
+def test_curated_comparators_are_applied_by_tfdv_and_not_twice(clean_run, examples_dir, tmp_path):
+    """A curated schema's own skew comparator wins for its feature (TFDV judges it); the other
+    features get the pipeline's checks."""
+    import tensorflow_data_validation as tfdv
+
+    out, _ = clean_run
+    schema = tfdv.load_schema_text(os.path.join(out, "schema", names.SCHEMA_FILE))
+    tfdv.get_feature(schema, "lvrat").skew_comparator.jensen_shannon_divergence.threshold = 1e-9
+    curated = str(tmp_path / "schema.pbtxt")
+    tfdv.write_schema_text(schema, curated)
+    result = _run(examples_dir, tmp_path / "out", curated_schema_uri=curated, raise_on_anomalies=False)
+    assert _features(result.anomalies, "skew") == {"lvrat"}
+    assert "Jensen-Shannon divergence" in next(a["detail"] for a in result.anomalies if a["feature"] == "lvrat")
+    skew = {d["feature"] for d in result.distances if d["check"] == "skew"}
+    assert "lvrat" not in skew and {"pirat", "afam"} <= skew
 
 
 # --- 5. drift against the champion's training statistics --------------------------------------------
@@ -284,10 +333,8 @@ def _call_component(examples, outputs, schema_uri=""):
         schema_uri=schema_uri,
         registry_uri="",
         model_name="model",
-        skew_jensen_shannon_threshold=0.1,
-        skew_linf_threshold=0.1,
-        drift_jensen_shannon_threshold=0.1,
-        drift_linf_threshold=0.1,
+        **{name: value for name, value in THRESHOLDS.items() if name != "noise_quantile"},
+        data_noise_quantile=THRESHOLDS["noise_quantile"],
         beam_args=BEAM_ARGS,
         **outputs,
     )
