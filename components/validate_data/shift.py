@@ -145,9 +145,7 @@ def _categorical_row(name, check, base_feature, base_n, cur_feature, cur_n, boun
     base_counts, base_other, base_rows = _categories(base_feature, base_n)
     counts, other, rows = _categories(cur_feature, cur_n)
     if base_other or other:
-        # Beyond its rank histogram a side knows only the total (OTHER): a value is compared on its
-        # own only where both sides list it, everything else is OTHER on both sides.
-        base_counts, counts = _lump_unlisted(base_counts, counts), _lump_unlisted(counts, base_counts)
+        base_counts, counts = _lump_rare(base_counts, counts, base_other, other)
     values = sorted(set(base_counts) | set(counts))
     p = np.array([base_counts.get(v, 0.0) for v in values])
     c = np.array([counts.get(v, 0.0) for v in values])
@@ -160,13 +158,32 @@ def _categorical_row(name, check, base_feature, base_n, cur_feature, cur_n, boun
                     counts.get(missing, 0.0) / max(rows, 1), base_counts.get(missing, 0.0) / max(base_rows, 1))
 
 
-def _lump_unlisted(counts: dict[str, float], other_side: dict[str, float]) -> dict[str, float]:
-    out = {tfdv_stats.OTHER: 0.0}
-    for value, n in counts.items():
-        listed = value in other_side and value != tfdv_stats.OTHER
-        key = value if listed or value == tfdv_stats.MISSING else tfdv_stats.OTHER
-        out[key] = out.get(key, 0.0) + n
-    return out
+def _lump_rare(base: dict[str, float], current: dict[str, float], base_other: bool, current_other: bool
+               ) -> tuple[dict[str, float], dict[str, float]]:
+    """Both sides over the same cells when a side knows only a total (OTHER) beyond its rank histogram.
+
+    A value keeps its own cell if its baseline share is at least twice the smallest share either
+    side lists (so both sides list it unless it really fell), chosen from the baseline alone: a
+    choice that depended on the current sample's list would bias the comparison. Every other value
+    is OTHER on both sides; MISSING keeps its cell."""
+    special = {tfdv_stats.OTHER, tfdv_stats.MISSING}
+
+    def smallest_listed_share(counts: dict[str, float], lumped: bool) -> float:
+        listed = [n for v, n in counts.items() if v not in special]
+        return min(listed) / max(sum(counts.values()), 1e-12) if lumped and listed else 0.0
+
+    floor = 2 * max(smallest_listed_share(base, base_other), smallest_listed_share(current, current_other))
+    base_total = max(sum(base.values()), 1e-12)
+    kept = {v for v, n in base.items() if v not in special and n / base_total >= floor} | {tfdv_stats.MISSING}
+
+    def lump(counts: dict[str, float]) -> dict[str, float]:
+        out = {tfdv_stats.OTHER: 0.0}
+        for value, n in counts.items():
+            key = value if value in kept else tfdv_stats.OTHER
+            out[key] = out.get(key, 0.0) + n
+        return out
+
+    return lump(base), lump(current)
 
 
 _ROW_BUILDERS = {"num_stats": _numeric_row, "string_stats": _categorical_row}
