@@ -39,11 +39,12 @@ def _latest_run_dir(run: str) -> str:
 def validation_page(examples_dir: str, work: str, registry_uri: str = "", model_name: str = "model") -> str:
     """validate() on an examples dir; the path of the report.html it wrote."""
     from components.common import names
-    from components.validate_data.validate import validate
+    from components.common.config import PipelineConfig
+    from components.validate_data.validate import thresholds_of, validate
 
     validate(examples_dir, os.path.join(work, "statistics"), os.path.join(work, "schema"),
              os.path.join(work, "anomalies"), registry_uri=registry_uri, model_name=model_name,
-             beam_args=BEAM_ARGS, raise_on_anomalies=False)
+             beam_args=BEAM_ARGS, raise_on_anomalies=False, **thresholds_of(PipelineConfig()))
     return os.path.join(work, "anomalies", names.REPORT_HTML_FILE)
 
 

@@ -78,9 +78,15 @@ def _log_facts(result: MonitorResult) -> list[tuple[str, object]]:
             ("prediction baseline", f"{base['prediction']} ({base['prediction_rows']} predictions)")]
 
 
+SCOPE = ("Training/serving skew and drift: the features the model actually served (its prediction log) "
+         "against the statistics of the data it was trained on, and its predictions against its own "
+         "first logged ones.")
+
+
 def report_markdown(result: MonitorResult, feedback: FeedbackResult | None = None) -> str:
     lines = [f"# Drift monitor: `{result.model_name}` version `{result.model_version}`", "",
-             f"**Decision: {result.decision.upper()}** — {decision_text(result)}", ""]
+             f"**Decision: {result.decision.upper()}** — {decision_text(result)}", "",
+             SCOPE, ""]
     lines += ["| | |", "|---|---|"] + [f"| {k} | {v} |" for k, v in _log_facts(result)] + [""]
     lines += ["| " + " | ".join(ROW_HEADERS) + " |", "|" + "---|" * len(ROW_HEADERS)]
     for cells in _row_cells(result):
@@ -163,7 +169,7 @@ def report_html(result: MonitorResult, feedback: FeedbackResult | None = None) -
     if feedback is not None:
         sections.append(feedback_html(feedback))
     return hr.page(f"Drift monitor: {result.model_name} {result.model_version}", sections,
-                   subtitle=f"{result.counts.used} predictions from {result.log_uri}; {result.created_at}")
+                   subtitle=f"{SCOPE} {result.counts.used} predictions from {result.log_uri}; {result.created_at}")
 
 
 def feedback_html(feedback: FeedbackResult) -> str:

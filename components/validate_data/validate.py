@@ -269,6 +269,17 @@ def _sparse_new_columns(eval_anomalies, train_rows: int, evaluation, noise_quant
     return dropped
 
 
+def thresholds_of(config) -> dict:
+    """validate()'s thresholds and noise_quantile from a PipelineConfig (outside the pipeline)."""
+    return {
+        "skew_jensen_shannon_threshold": config.skew_jensen_shannon_threshold,
+        "skew_linf_threshold": config.skew_linf_threshold,
+        "drift_jensen_shannon_threshold": config.drift_jensen_shannon_threshold,
+        "drift_linf_threshold": config.drift_linf_threshold,
+        "noise_quantile": config.data_noise_quantile,
+    }
+
+
 def validate(
     examples_dir: str,
     statistics_dir: str,

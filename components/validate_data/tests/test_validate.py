@@ -13,14 +13,10 @@ from components.common import names
 from components.common.config import PipelineConfig
 from components.common.errors import DataValidationError, PipelineInputError
 from components.validate_data.findings import collect_anomalies
-from components.validate_data.validate import ValidationResult, validate
+from components.validate_data.validate import ValidationResult, thresholds_of, validate
 
 BEAM_ARGS = ["--direct_num_workers=1", "--direct_running_mode=in_memory"]
-_DEFAULTS = PipelineConfig()
-# the pipeline's defaults, under validate()'s argument names
-THRESHOLDS = {name: getattr(_DEFAULTS, name) for name in (
-    "skew_jensen_shannon_threshold", "skew_linf_threshold", "drift_jensen_shannon_threshold", "drift_linf_threshold")}
-THRESHOLDS["noise_quantile"] = _DEFAULTS.data_noise_quantile
+THRESHOLDS = thresholds_of(PipelineConfig())  # the pipeline's defaults
 
 
 def _ingest(csv_path, out_dir, **kwargs) -> str:
