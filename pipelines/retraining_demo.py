@@ -76,7 +76,9 @@ def send_traffic(training: PipelineConfig, out_dir: str, data: str, requests: in
                                               model_name=training.model_name))
     rows = load_rows(data, feature_types_of(champion.uri))
     with LocalTarget(LocalConfig(state_dir=run_local.local_deploy_state_dir(out_dir))) as target:
-        sender = ReplayObserver(None, training.model_name, rows, ReplayConfig(), requests, url=target.url)
+        # the demo's replay stands in for users: logged as real traffic, for the monitor to judge
+        sender = ReplayObserver(None, training.model_name, rows, ReplayConfig(synthetic=False), requests,
+                                url=target.url)
         answers = sender.send(requests)
     failed = sum(a.status != 200 for a in answers)
     return {"requests": len(answers), "failed": failed, "rows": len(answers) * ReplayConfig().rows_per_request}

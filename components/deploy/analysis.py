@@ -3,17 +3,20 @@
 Checks (every breach names the figure and its bound):
 
 - enough traffic: the candidate must have had at least `min_requests` requests in the window;
-  fewer is itself a breach (no evidence is not a pass). Latency and prediction shift are not
-  judged on so few; errors still are.
+  fewer leaves the step inconclusive (no evidence is neither a pass nor a breach: the rollout
+  extends the window). Latency and prediction shift are not judged on so few; errors still are.
 - error rate: the candidate's rate <= `max_error_rate` (absolute) AND <= the stable's rate +
   `max_error_rate_increase` (relative: a candidate may not be worse than what it replaces).
 - p99 latency of answered requests: candidate <= stable × `max_p99_latency_ratio` +
   `p99_latency_slack_ms` (the slack keeps sub-millisecond noise from failing a step).
 - prediction shift: PSI (components/common/drift.py) of the candidate's predictions against the
-  stable's over the same window (same traffic, split at random) <= `max_prediction_psi`.
+  stable's over the same window (same traffic, split at random) <= `max_prediction_psi`, judged
+  only when the PSI two samples of these sizes reach by chance (at `noise_quantile`) is below the
+  bound: 40 canary predictions against 360 read PSI ~0.25 on average with no shift at all, so
+  such a window is inconclusive, not a breach.
 - live quality, when the traffic is labelled (replayed eval rows): the candidate's AUC on its share
-  >= the stable's AUC on its share - `max_auc_drop` - 2.33 × the standard error of the difference
-  (Hanley–McNeil; the two shares are independent random splits). PSI cannot see a model whose
+  >= the stable's AUC on its share - `max_auc_drop` - z × the standard error of the difference
+  (Hanley–McNeil; the two shares are independent random splits; z at `noise_quantile`, 3.72). PSI cannot see a model whose
   scores are inverted or random but spread like the stable's (measured PSI 0.17 and 0.07 against
   the champion's scores); AUC on labelled rows does. Judged when each side has `min_labelled`
   labelled predictions of both classes.
@@ -30,14 +33,14 @@ import numpy as np
 from components.common import drift
 from components.common import html_report as hr
 from components.deploy.rollout import (
-    FIRST_DEPLOY, PROMOTED, ROLLED_BACK, SHADOW_FAILED, SHADOW_PASSED, UNCHANGED, RolloutPolicy,
-    RolloutResult, StepDecision, VersionStats,
+    ABORTED, FIRST_DEPLOY, INCONCLUSIVE, PROMOTED, ROLLED_BACK, SHADOW_FAILED, SHADOW_PASSED, UNCHANGED,
+    RolloutPolicy, RolloutResult, StepDecision, VersionStats,
 )
 
 # Outcome as a number for KFP Metrics: > 0 the candidate serves (or was already serving),
-# < 0 it was refused, 0 nothing was attempted (component-level skips).
+# -1/-2 it was refused, -3/-4 it was not judged (aborted, inconclusive), 0 nothing was attempted.
 OUTCOME_CODES = {PROMOTED: 1.0, FIRST_DEPLOY: 2.0, UNCHANGED: 3.0, SHADOW_PASSED: 4.0,
-                 ROLLED_BACK: -1.0, SHADOW_FAILED: -2.0}
+                 ROLLED_BACK: -1.0, SHADOW_FAILED: -2.0, ABORTED: -3.0, INCONCLUSIVE: -4.0}
 NOT_DEPLOYED = "not_deployed"
 
 CHECK_TRAFFIC = "requests"
@@ -46,7 +49,6 @@ CHECK_ERRORS_RELATIVE = "error rate vs stable"
 CHECK_LATENCY = "p99 latency"
 CHECK_SHIFT = "prediction PSI"
 CHECK_QUALITY = "live AUC vs stable"
-AUC_NOISE_Z = 2.33  # one-sided 99%
 
 
 def auc_with_error(labels: list[int], scores: list[float]) -> tuple[float, float] | None:
@@ -81,18 +83,22 @@ def analyse(percent: int, stable: VersionStats, canary: VersionStats, policy: Ro
     """Judge one observation window; see the module docstring."""
     who = "shadow" if percent == 0 else "canary"
     reasons: list[str] = []
+    pending: list[str] = []
     checks: list[dict] = []
 
-    def check(name: str, value, bound, passed: bool, detail: str) -> None:
+    def check(name: str, value, bound, passed: bool | None, detail: str) -> None:
+        """passed None: the window cannot decide this check (pending, not a breach)."""
         checks.append({"check": name, "value": value, "bound": bound, "passed": passed, "detail": detail})
-        if not passed:
+        if passed is None:
+            pending.append(detail)
+        elif not passed:
             reasons.append(detail)
 
     enough = canary.requests >= policy.min_requests
     where = f"at {percent}%" if percent else "in shadow"
-    check(CHECK_TRAFFIC, canary.requests, policy.min_requests, enough,
+    check(CHECK_TRAFFIC, canary.requests, policy.min_requests, True if enough else None,
           f"too few requests: the {who} had {canary.requests} requests {where}, fewer than the "
-          f"minimum {policy.min_requests} (send more traffic per step or use a larger first step)"
+          f"minimum {policy.min_requests}"
           if not enough else f"the {who} had {canary.requests} requests (minimum {policy.min_requests})")
 
     # Error rate: absolute and relative to the stable version over the same window.
@@ -127,14 +133,20 @@ def analyse(percent: int, stable: VersionStats, canary: VersionStats, policy: Ro
         else:
             try:
                 psi = drift.psi(stable.predictions, canary.predictions)
+                bins = len(drift.quantile_edges(stable.predictions)) + 1
             except ValueError as exc:  # no finite baseline values
                 check(CHECK_SHIFT, None, policy.max_prediction_psi, False, f"prediction PSI: {exc}")
             else:
-                passed = psi <= policy.max_prediction_psi
+                noise = drift.noise_level(drift.PSI, len(canary.predictions), len(stable.predictions),
+                                          policy.noise_quantile, np.full(bins, 1 / bins))
+                passed = None if noise > policy.max_prediction_psi else psi <= policy.max_prediction_psi
+                figure = (f"prediction shift: PSI {psi:.3f} of the {who}'s {len(canary.predictions)} "
+                          f"predictions against the stable's {len(stable.predictions)}")
                 check(CHECK_SHIFT, psi, policy.max_prediction_psi, passed,
-                      f"prediction shift: PSI {psi:.3f} of the {who}'s {len(canary.predictions)} "
-                      f"predictions against the stable's {len(stable.predictions)} "
-                      f"{'>' if not passed else '<='} bound {policy.max_prediction_psi:g}")
+                      f"{figure}: its sampling noise {noise:.3f} exceeds the bound {policy.max_prediction_psi:g}, "
+                      "too few predictions to judge" if passed is None else
+                      f"{figure} {'>' if not passed else '<='} bound {policy.max_prediction_psi:g} "
+                      f"(sampling noise {noise:.3f})")
 
     # Live quality on labelled traffic: AUC of each version on its own share of the window.
     auc_s = auc_c = auc_bound = None
@@ -144,7 +156,7 @@ def analyse(percent: int, stable: VersionStats, canary: VersionStats, policy: Ro
         measured_c = auc_with_error(canary.labels, canary.predictions[:len(canary.labels)])
         if measured_s and measured_c:
             (auc_s, se_s), (auc_c, se_c) = measured_s, measured_c
-            noise = AUC_NOISE_Z * math.hypot(se_s, se_c)
+            noise = drift.normal_quantile(policy.noise_quantile) * math.hypot(se_s, se_c)
             auc_bound = auc_s - policy.max_auc_drop - noise
             passed = auc_c >= auc_bound
             check(CHECK_QUALITY, auc_c, auc_bound, passed,
@@ -163,7 +175,8 @@ def analyse(percent: int, stable: VersionStats, canary: VersionStats, policy: Ro
         "predictions_stable": len(stable.predictions), "predictions_canary": len(canary.predictions),
         "min_requests": policy.min_requests,
     }
-    return StepDecision(percent=percent, passed=not reasons, reasons=reasons, figures=figures, checks=checks)
+    return StepDecision(percent=percent, passed=not reasons and not pending, reasons=reasons, figures=figures,
+                        checks=checks, pending=pending)
 
 
 # ---------------------------------------------------------------------------------- reports
@@ -184,6 +197,7 @@ def metrics(result: RolloutResult) -> dict[str, float]:
     for step in result.steps:
         prefix = _step_name(step)
         out[f"{prefix}_passed"] = float(step.passed)
+        out[f"{prefix}_windows"] = float(step.windows)
         for name, value in step.figures.items():
             if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
                 out[f"{prefix}_{name}"] = float(value)
@@ -240,11 +254,14 @@ def report_markdown(result: RolloutResult) -> str:
         headers = ["step", *(c[0] for c in STEP_COLUMNS), "result"]
         lines += ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
         for step in result.steps:
-            lines.append("| " + " | ".join([_label(step), *_step_cells(step),
-                                             "pass" if step.passed else "**BREACH**"]) + " |")
+            verdict = step.verdict if step.passed or step.inconclusive else "**BREACH**"
+            lines.append("| " + " | ".join([_label(step), *_step_cells(step), verdict]) + " |")
         breaches = [(s, r) for s in result.steps for r in s.reasons]
         if breaches:
             lines += ["", "Breaches:", *(f"- {_label(s)}: {r}" for s, r in breaches)]
+        pending = [(s, r) for s in result.steps for r in s.pending]
+        if pending:
+            lines += ["", "Not decided by the window:", *(f"- {_label(s)} ({s.windows} windows): {r}" for s, r in pending)]
     return "\n".join(lines) + "\n"
 
 
@@ -254,15 +271,15 @@ def report_html(result: RolloutResult) -> str:
                      *(hr.paragraph(n) for n in result.notes))
     sections = [top]
     if result.steps:
-        rows = [[_label(s), *_step_cells(s),
-                 hr.badge("pass" if s.passed else "breach")] for s in result.steps]
+        rows = [[_label(s), *_step_cells(s), hr.badge(s.verdict)] for s in result.steps]
         headers = ["step", *(c[0] for c in STEP_COLUMNS), "result"]
         sections.append(hr.section("Steps", hr.table(headers, rows, raw_html_columns=[len(headers) - 1])))
         check_rows = []
         for s in result.steps:
             for c in s.checks:
                 check_rows.append([_label(s), c["check"],
-                                   c["value"], c["bound"], hr.badge("pass" if c["passed"] else "breach"),
+                                   c["value"], c["bound"],
+                                   hr.badge("inconclusive" if c["passed"] is None else "pass" if c["passed"] else "breach"),
                                    c["detail"]])
         if check_rows:
             sections.append(hr.section("Checks", hr.table(["step", "check", "value", "bound", "result", "detail"],

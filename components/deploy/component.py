@@ -42,7 +42,9 @@ def deploy(
     with automatic analysis and rollback; held-out rows of `examples` (eval split) are the traffic.
     A model the push did not publish (not blessed) is not deployed; that is recorded, not a failure.
     A rollback is recorded too (outcome, metrics, reports); with fail_on_rollback the task then
-    fails, at the price of KFP not keeping this task's output artifacts."""
+    fails, at the price of KFP not keeping this task's output artifacts. An aborted rollout (a
+    configuration or infrastructure error; the stable version serves 100% again and the champion
+    is left alone) always fails the task with its cause, once the reports are written."""
     import os
 
     from components.common.failures import failure_report
@@ -80,5 +82,8 @@ def deploy(
     deployment.metadata.update({"outcome": result.outcome, "reason": result.reason, "target": result.target,
                                 "candidate_version": result.candidate_version,
                                 "stable_version": result.stable_version or "", "succeeded": result.succeeded})
-    if fail_on_rollback and not result.succeeded and result.outcome != analysis.NOT_DEPLOYED:
+    from components.deploy.rollout import ABORTED
+
+    if result.outcome == ABORTED or (fail_on_rollback and not result.succeeded
+                                     and result.outcome != analysis.NOT_DEPLOYED):
         raise RuntimeError(f"deploy {result.outcome}: {result.reason}")

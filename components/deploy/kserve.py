@@ -654,7 +654,7 @@ class KServeReplayObserver:
         answer = _Answer()
         try:
             response = client.post(url, json={"instances": batch.rows},
-                                   headers={**headers, "x-request-id": batch.request_id})
+                                   headers={**headers, **self.config.headers(batch.request_id)})
             answer.status = response.status_code
             if response.status_code == 200:
                 body = response.json()

@@ -47,6 +47,14 @@ class ReplayConfig:
     seed: int = 0
     max_rows: int = 0
     """Use at most this many rows (0 = all)."""
+    synthetic: bool = True
+    """Send x-synthetic-traffic: replayed eval rows are not users' traffic, and the prediction log's
+    readers (the drift monitor) leave them out. False only where replay stands in for users (the
+    retraining demo)."""
+
+    def headers(self, request_id: str) -> dict[str, str]:
+        marker = {names.SYNTHETIC_TRAFFIC_HEADER: "replay"} if self.synthetic else {}
+        return {"content-type": "application/json", "x-request-id": request_id, **marker}
 
     def __post_init__(self) -> None:
         if self.rows_per_request < 1 or self.concurrency < 1 or self.timeout_s <= 0 or self.max_rows < 0:
@@ -299,8 +307,7 @@ class ReplayObserver:
                 start = time.perf_counter()
                 answer = Answer(request_id, 0, 0.0)
                 try:
-                    async with session.post(endpoint, data=body, headers={
-                            "content-type": "application/json", "x-request-id": request_id}) as resp:
+                    async with session.post(endpoint, data=body, headers=self.config.headers(request_id)) as resp:
                         payload = await resp.read()
                         answer.status = resp.status
                         if resp.status == 200:

@@ -8,11 +8,17 @@ rollout loop here composes them:
     nothing live            → deploy the candidate at 100% ("first_deploy")
     candidate already live  → change nothing ("unchanged"): re-running a step is idempotent
     canary mode             → for each step below 100: set the canary share, observe, analyse;
-                              a breach rolls back (stable keeps 100%) with the reason recorded,
-                              and so does an error while the canary is out (it cannot start, the
-                              observation breaks); all steps pass → promote (candidate takes 100%)
+                              too little evidence (too few canary requests, a figure whose
+                              sampling noise exceeds its bound) extends the window, up to
+                              `max_windows`; a breach rolls back (stable keeps 100%) with the
+                              reason recorded; all steps pass → promote (candidate takes 100%)
     shadow mode             → the candidate receives mirrored traffic whose answers are logged,
                               never returned; analysed once; never promoted automatically
+
+Only a breach demotes a candidate. Evidence still short after `max_windows` ends the rollout as
+"inconclusive", and an error while the canary is out (it cannot start, the observation breaks, an
+API is unreachable) as "aborted": in both the stable version takes 100% again and the candidate is
+not judged (the registry's champion is left alone).
 """
 
 from __future__ import annotations
@@ -35,6 +41,8 @@ PROMOTED = "promoted"
 ROLLED_BACK = "rolled_back"
 SHADOW_PASSED = "shadow_passed"
 SHADOW_FAILED = "shadow_failed"
+INCONCLUSIVE = "inconclusive"
+ABORTED = "aborted"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,6 +86,13 @@ class RolloutPolicy:
     difference's sampling noise (2.33 standard errors: one-sided 99%)."""
     min_labelled: int = 100
     """Fewest labelled predictions (with both classes) each version needs for the AUC check."""
+    max_windows: int = 4
+    """Observation windows a step may take while its evidence is inconclusive; the figures
+    accumulate over them (a 10% step of 400 requests gives the canary Bin(400, 0.1) requests:
+    fewer than 30 with probability 3.6%, and after a second window fewer than 30 of 800 almost never)."""
+    noise_quantile: float = 0.9999
+    """Checks on sampled figures (prediction PSI, live AUC) allow for their sampling noise at this
+    quantile, so a healthy canary breaches a check by chance about 1 - q of the time per step."""
 
     def __post_init__(self) -> None:
         problems = []
@@ -97,6 +112,9 @@ class RolloutPolicy:
         if not 0 <= self.max_auc_drop <= 1 or self.min_labelled < 2:
             problems.append(f"max_auc_drop must be in [0, 1] and min_labelled >= 2, got {self.max_auc_drop} / "
                             f"{self.min_labelled}")
+        if self.max_windows < 1 or not 0.5 <= self.noise_quantile < 1:
+            problems.append(f"max_windows must be >= 1 and noise_quantile in [0.5, 1), got {self.max_windows} / "
+                            f"{self.noise_quantile}")
         if self.max_p99_latency_ratio < 1:
             problems.append(f"max_p99_latency_ratio must be >= 1, got {self.max_p99_latency_ratio}")
         if problems:
@@ -117,6 +135,12 @@ class VersionStats:
     """The true labels of `predictions`, in order, when the traffic was labelled (replayed eval
     rows); empty otherwise."""
 
+    def merged(self, later: "VersionStats") -> "VersionStats":
+        """These figures and a later window's of the same version, as one window."""
+        return VersionStats(self.version, self.requests + later.requests, self.errors + later.errors,
+                            self.latencies_ms + later.latencies_ms, self.predictions + later.predictions,
+                            self.labels + later.labels)
+
 
 @dataclasses.dataclass
 class StepDecision:
@@ -128,7 +152,19 @@ class StepDecision:
     """error_rate_canary, error_rate_stable, p99_ms_canary, p99_ms_stable, p99_bound_ms,
     prediction_psi, requests_canary, requests_stable (analysis.analyse adds the bounds too)."""
     checks: list[dict] = dataclasses.field(default_factory=list)
-    """One {"check", "value", "bound", "passed", "detail"} per check, for reports (may be empty)."""
+    """One {"check", "value", "bound", "passed", "detail"} per check, for reports (may be empty);
+    passed is None for a check the window's evidence could not decide."""
+    pending: list[str] = dataclasses.field(default_factory=list)
+    """What the window was too small to judge, in words (no breach, not a pass either)."""
+    windows: int = 1
+
+    @property
+    def inconclusive(self) -> bool:
+        return not self.reasons and bool(self.pending)
+
+    @property
+    def verdict(self) -> str:
+        return "pass" if self.passed else "inconclusive" if self.inconclusive else "breach"
 
 
 @dataclasses.dataclass
@@ -215,10 +251,12 @@ def rollout(target: Target, candidate: ModelRef, policy: RolloutPolicy, observe:
             finally:
                 target.stop_shadow()
         except Exception as exc:  # the stable version never stopped serving; say what broke
-            return result(SHADOW_FAILED, f"shadow: {type(exc).__name__}: {exc}", steps)
+            return result(ABORTED, f"shadow: {type(exc).__name__}: {exc}", steps)
         steps.append(decision)
         if decision.passed:
             return result(SHADOW_PASSED, "shadow analysis passed; the stable version still serves 100%", steps)
+        if decision.inconclusive:
+            return result(INCONCLUSIVE, "shadow: " + "; ".join(decision.pending), steps)
         return result(SHADOW_FAILED, "; ".join(decision.reasons), steps)
 
     for percent in policy.steps:
@@ -226,20 +264,41 @@ def rollout(target: Target, candidate: ModelRef, policy: RolloutPolicy, observe:
             break
         try:
             target.set_canary(candidate, percent)
-            decision = analyse(percent, *observe(percent), policy)
+            decision = _judge_step(percent, observe, analyse, policy, progress, target.name)
         except Exception as exc:
-            # A canary that cannot start, or an observation that breaks, is no evidence for the
-            # candidate: take it out of traffic and record why (the rollback's own error wins).
+            # A canary that cannot start, or an observation that breaks, is no evidence against the
+            # candidate: take it out of traffic, leave its standing alone, say what broke.
             target.rollback()
-            return result(ROLLED_BACK, f"at {percent}%: {type(exc).__name__}: {exc}", steps)
+            return result(ABORTED, f"at {percent}%: {type(exc).__name__}: {exc}", steps)
         except BaseException:  # KeyboardInterrupt/SystemExit: leave the stable serving alone
             target.rollback()
             raise
         steps.append(decision)
-        progress(f"{target.name}: canary {candidate.version} at {percent}%: "
-                 f"{'pass' if decision.passed else 'BREACH: ' + '; '.join(decision.reasons)}")
+        progress(f"{target.name}: canary {candidate.version} at {percent}%: {decision.verdict.upper()}"
+                 + (": " + "; ".join(decision.reasons or decision.pending) if not decision.passed else ""))
+        if decision.inconclusive:
+            target.rollback()
+            return result(INCONCLUSIVE, f"at {percent}% after {decision.windows} windows: "
+                          + "; ".join(decision.pending), steps)
         if not decision.passed:
             target.rollback()
             return result(ROLLED_BACK, f"at {percent}%: " + "; ".join(decision.reasons), steps)
     target.promote(candidate)
     return result(PROMOTED, f"every step passed; {candidate.version} replaced {stable.version}", steps)
+
+
+def _judge_step(percent: int, observe: Observer, analyse: Analyse, policy: RolloutPolicy,
+                progress: Callable[[str], None], where: str) -> StepDecision:
+    """Observe and analyse one step, extending the window while the evidence is inconclusive."""
+    stable_stats, canary_stats = observe(percent)
+    decision = analyse(percent, stable_stats, canary_stats, policy)
+    windows = 1
+    while decision.inconclusive and windows < policy.max_windows:
+        progress(f"{where}: {percent}% inconclusive after {windows} window(s) ({'; '.join(decision.pending)}): "
+                 "extending the window")
+        more_stable, more_canary = observe(percent)
+        stable_stats, canary_stats = stable_stats.merged(more_stable), canary_stats.merged(more_canary)
+        decision = analyse(percent, stable_stats, canary_stats, policy)
+        windows += 1
+    decision.windows = windows
+    return decision

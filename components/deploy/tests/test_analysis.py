@@ -39,13 +39,12 @@ def test_a_healthy_canary_passes_with_every_figure():
 
 
 @pytest.mark.parametrize("requests, passed", [(30, True), (29, False), (0, False)])
-def test_too_few_canary_requests_is_a_breach(requests, passed):
+def test_too_few_canary_requests_is_inconclusive_not_a_breach(requests, passed):
     decision = analysis.analyse(10, stats("v1", 400), stats("v2", requests), POLICY)
     assert decision.passed is passed
     if not passed:
-        assert decision.reasons[0] == (
-            f"too few requests: the canary had {requests} requests at 10%, fewer than the minimum 30 "
-            "(send more traffic per step or use a larger first step)")
+        assert decision.inconclusive and decision.reasons == [] and decision.verdict == "inconclusive"
+        assert decision.pending[0] == f"too few requests: the canary had {requests} requests at 10%, fewer than the minimum 30"
         # Latency and shift are not judged on so little traffic.
         assert {c["check"] for c in decision.checks} <= {analysis.CHECK_TRAFFIC, analysis.CHECK_ERRORS,
                                                          analysis.CHECK_ERRORS_RELATIVE}
@@ -92,8 +91,21 @@ def test_prediction_shift_breach_names_psi_and_bound():
     assert not decision.passed
     psi = drift.psi(BASE[: 360 * 8], shifted)
     assert decision.figures["prediction_psi"] == pytest.approx(psi)
+    noise = drift.noise_level(drift.PSI, 320, 2880, POLICY.noise_quantile, np.full(10, 0.1))
     assert decision.reasons == [f"prediction shift: PSI {psi:.3f} of the canary's 320 predictions against the "
-                                f"stable's 2880 > bound 0.2"]
+                                f"stable's 2880 > bound 0.2 (sampling noise {noise:.3f})"]
+
+
+def test_a_prediction_shift_within_sampling_noise_is_inconclusive():
+    """40 canary predictions against 360: PSI's no-shift level is above 0.2, so the window cannot
+    tell a shift of that size from chance; it is extended instead of failing a healthy canary."""
+    rng = np.random.default_rng(0)
+    few = VersionStats("v2", requests=40, latencies_ms=[10.0] * 40, predictions=rng.beta(2, 5, 40).tolist())
+    many = VersionStats("v1", requests=360, latencies_ms=[10.0] * 360, predictions=rng.beta(2, 5, 360).tolist())
+    decision = analysis.analyse(10, many, few, POLICY)
+    assert decision.inconclusive and "too few predictions to judge" in decision.pending[0]
+    shift = next(c for c in decision.checks if c["check"] == analysis.CHECK_SHIFT)
+    assert shift["passed"] is None
 
 
 def test_prediction_shift_bound_is_inclusive():
@@ -114,7 +126,7 @@ def test_no_stable_predictions_is_a_breach_not_a_pass():
 
 def test_shadow_step_is_worded_as_shadow():
     decision = analysis.analyse(0, stats("v1", 400), stats("v2", 10), POLICY)
-    assert decision.reasons[0].startswith("too few requests: the shadow had 10 requests in shadow")
+    assert decision.pending[0].startswith("too few requests: the shadow had 10 requests in shadow")
 
 
 def _result(outcome: str, steps: list[StepDecision]) -> RolloutResult:

@@ -16,12 +16,13 @@ import yaml
 from kubernetes.client import CustomObjectsApi
 from kubernetes.client.exceptions import ApiException
 
+from components.common import names
 from components.common.errors import PipelineInputError
 from components.deploy import analysis
 from components.deploy import kserve as ks
 from components.deploy.replay import ReplayConfig
 from components.deploy.rollout import (
-    FIRST_DEPLOY, PROMOTED, ROLLED_BACK, SHADOW, SHADOW_PASSED, UNCHANGED, LiveState, ModelRef, RolloutPolicy,
+    ABORTED, FIRST_DEPLOY, PROMOTED, ROLLED_BACK, SHADOW, SHADOW_PASSED, UNCHANGED, LiveState, ModelRef, RolloutPolicy,
     rollout,
 )
 from components.deploy.tests.fakes import ScriptedObserver
@@ -374,9 +375,9 @@ def test_a_canary_outside_serverless_mode_is_refused_before_any_change(mode):
     with pytest.raises(ks.KServeError, match="honours canaryTrafficPercent only in Serverless"):
         target.set_canary(V2, 10)
     assert cluster.mutations() == 0
-    # Through the loop: recorded as a rollback of a canary that never started, still no change.
+    # Through the loop: an aborted rollout (a canary that never started), still no change.
     result = rollout(target, V2, POLICY, ScriptedObserver(), analysis.analyse, lambda line: None)
-    assert result.outcome == ROLLED_BACK and "deployment mode" in result.reason
+    assert result.outcome == ABORTED and "deployment mode" in result.reason
     assert cluster.mutations() == 0 and target.live() == LiveState(stable=V1)
 
 
@@ -414,14 +415,14 @@ def test_a_revision_that_never_gets_ready_times_out_with_the_reason():
     assert sum(clock.sleeps) == 60.0
 
 
-def test_a_failed_revision_fails_at_once_and_the_loop_rolls_back():
+def test_a_failed_revision_fails_at_once_and_the_loop_aborts():
     cluster, clock = stable_cluster(new_revisions="failed"), Clock()
     target = make_target(cluster, clock)
     with pytest.raises(ks.KServeError, match="PredictorConfigurationReady is False \\(RevisionFailed"):
         target.set_canary(V2, 10)
     assert clock.sleeps == []
     result = rollout(target, V2, POLICY, ScriptedObserver(), analysis.analyse, lambda line: None)
-    assert result.outcome == ROLLED_BACK and "RevisionFailed" in result.reason
+    assert result.outcome == ABORTED and "RevisionFailed" in result.reason
     assert target.live() == LiveState(stable=V1)
     assert cluster.traffic()["model-predictor-00001"] == 100
 
@@ -531,6 +532,8 @@ def test_observer_attributes_by_model_version_and_counts_the_unattributable_agai
     assert len(stable.latencies_ms) == 85 and all(ms >= 0 for ms in stable.latencies_ms)
     assert all(r.headers["x-request-id"] for r in serving.seen)
     assert len({r.headers["x-request-id"] for r in serving.seen}) == 100
+    # replayed eval rows are marked, so the model server logs them as synthetic (not users' traffic)
+    assert all(r.headers.get(names.SYNTHETIC_TRAFFIC_HEADER) == "replay" for r in serving.seen)
 
 
 def test_observer_keeps_the_labels_of_each_answered_batch():

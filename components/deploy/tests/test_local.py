@@ -21,7 +21,7 @@ from components.deploy import analysis
 from components.deploy.local import CANARY, DEFAULT_SERVING_PYTHON, STABLE, LocalConfig, LocalTarget
 from components.deploy.replay import ReplayConfig, ReplayObserver, load_rows
 from components.deploy.rollout import (
-    FIRST_DEPLOY, PROMOTED, ROLLED_BACK, UNCHANGED, LiveState, ModelRef, RolloutPolicy, rollout,
+    ABORTED, FIRST_DEPLOY, PROMOTED, ROLLED_BACK, UNCHANGED, LiveState, ModelRef, RolloutPolicy, rollout,
 )
 
 pytestmark = [
@@ -223,7 +223,7 @@ def test_shadow_answers_are_recorded_never_returned_and_its_failure_never_reache
     assert target.live() == LiveState(stable=versions["v1"]) and target.process("shadow") is None
 
 
-def test_a_canary_that_cannot_start_is_rolled_back_with_its_log(stable_v1, versions, rows, tmp_path):
+def test_a_canary_that_cannot_start_is_aborted_with_its_log(stable_v1, versions, rows, tmp_path):
     import shutil
 
     broken = tmp_path / "v20250105T000000Z-broken"
@@ -232,7 +232,7 @@ def test_a_canary_that_cannot_start_is_rolled_back_with_its_log(stable_v1, versi
     target = stable_v1
     result = rollout(target, ModelRef(MODEL, broken.name, str(broken)), POLICY, observer(target, rows),
                      analysis.analyse, print)
-    assert result.outcome == ROLLED_BACK and result.steps == []
+    assert result.outcome == ABORTED and result.steps == []
     assert result.reason.startswith(f"at 20%: ServerStartError: model server for {broken.name} (canary) exited")
     assert "no ONNX model at" in result.reason  # the server's own words, from its log
     assert target.live() == LiveState(stable=versions["v1"]) and len(target.pids()) == 1

@@ -6,7 +6,8 @@ import pytest
 
 from components.deploy import analysis
 from components.deploy.rollout import (
-    FIRST_DEPLOY, PROMOTED, ROLLED_BACK, SHADOW, SHADOW_FAILED, SHADOW_PASSED, UNCHANGED, LiveState,
+    ABORTED, FIRST_DEPLOY, INCONCLUSIVE, PROMOTED, ROLLED_BACK, SHADOW, SHADOW_FAILED, SHADOW_PASSED, UNCHANGED,
+    LiveState,
     RolloutPolicy, rollout,
 )
 from components.deploy.tests.fakes import V1, V2, FakeTarget, ScriptedObserver
@@ -52,7 +53,7 @@ def test_every_step_passing_promotes():
     assert observer.asked == [10, 50]
     assert [s.percent for s in result.steps] == [10, 50] and all(s.passed for s in result.steps)
     assert result.stable_version == V1.version and target.live() == LiveState(stable=V2)
-    assert any("at 10%: pass" in line for line in lines)
+    assert any("at 10%: PASS" in line for line in lines)
 
 
 def test_breach_at_10_percent_rolls_back_before_more_traffic():
@@ -77,19 +78,19 @@ def test_breach_at_50_percent_rolls_back_after_a_passed_step():
     assert ("promote", V2.version) not in target.calls
 
 
-def test_a_canary_that_cannot_start_is_rolled_back_with_the_error():
+def test_a_canary_that_cannot_start_is_aborted_with_the_error_not_rolled_back():
     target = FakeTarget(LiveState(stable=V1), fail_on="set_canary")
     observer = ScriptedObserver()
     result, _ = run(target, observer)
-    assert result.outcome == ROLLED_BACK
+    assert result.outcome == ABORTED and not result.succeeded
     assert result.reason == "at 10%: RuntimeError: set_canary failed: model server exited with 1"
     assert target.calls[-1] == ("rollback",) and observer.asked == []
 
 
-def test_an_observer_error_rolls_back_and_an_interrupt_too_but_propagates():
+def test_an_observer_error_aborts_and_an_interrupt_rolls_back_but_propagates():
     target = FakeTarget(LiveState(stable=V1))
     result, _ = run(target, ScriptedObserver(raises={50: ConnectionError("splitter gone")}))
-    assert result.outcome == ROLLED_BACK and "ConnectionError: splitter gone" in result.reason
+    assert result.outcome == ABORTED and "ConnectionError: splitter gone" in result.reason
     assert target.calls[-1] == ("rollback",) and target.live().canary is None
 
     target = FakeTarget(LiveState(stable=V1))
@@ -117,8 +118,25 @@ def test_shadow_observes_once_and_never_promotes():
 def test_shadow_stops_even_when_observing_fails():
     target = FakeTarget(LiveState(stable=V1))
     result, _ = run(target, ScriptedObserver(raises={0: TimeoutError("no answer")}), RolloutPolicy(mode=SHADOW))
-    assert result.outcome == SHADOW_FAILED and "TimeoutError: no answer" in result.reason
+    assert result.outcome == ABORTED and "TimeoutError: no answer" in result.reason
     assert target.calls == [("start_shadow", V2.version), ("stop_shadow",)]
+
+
+def test_too_little_traffic_extends_the_window_and_then_ends_inconclusive():
+    # 100 requests per window at 10%: the canary gets 10 each time, 30 needed
+    target = FakeTarget(LiveState(stable=V1))
+    observer = ScriptedObserver({10: {"total": 100}})
+    result, lines = run(target, observer, RolloutPolicy(max_windows=2))
+    assert result.outcome == INCONCLUSIVE and not result.succeeded
+    assert observer.asked == [10, 10] and result.steps[0].windows == 2
+    assert target.calls == [("set_canary", V2.version, 10), ("rollback",)]
+    assert "after 2 windows: too few requests: the canary had 20 requests" in result.reason
+    assert any("extending the window" in line for line in lines)
+    # a third window reaches 30 canary requests: judged, passed, and the rollout goes on
+    target, observer = FakeTarget(LiveState(stable=V1)), ScriptedObserver({10: {"total": 100}})
+    result, _ = run(target, observer, RolloutPolicy(max_windows=3, max_prediction_psi=1.0))
+    assert result.outcome == PROMOTED and result.steps[0].windows == 3
+    assert result.steps[0].figures["requests_canary"] == 30
 
 
 @pytest.mark.parametrize("kwargs, message", [
