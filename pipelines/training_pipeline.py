@@ -103,6 +103,7 @@ def _define_pipeline(platform: str, spec: VertexSpec | None = None):
         fairness_max_gap: float = D.fairness_max_gap,
         decision_threshold: float = D.decision_threshold,
         min_slice_examples: int = D.min_slice_examples,
+        fairness_require_assessment: bool = D.fairness_require_assessment,
         infra_validation_requests: int = D.infra_validation_requests,
         registry_uri: str = D.registry_uri,
         model_name: str = D.model_name,
@@ -189,6 +190,7 @@ def _define_pipeline(platform: str, spec: VertexSpec | None = None):
             fairness_max_gap=fairness_max_gap,
             decision_threshold=decision_threshold,
             min_slice_examples=min_slice_examples,
+            fairness_require_assessment=fairness_require_assessment,
             beam_args=beam_args,
         )
         resources(evaluate_task, beam_cpu_request, beam_memory_request).set_caching_options(False)

@@ -124,7 +124,7 @@ def evaluation(examples_dir, tmp_path_factory):
         examples=dsl.Dataset(uri=examples_dir), model=dsl.Model(uri=models["good"]), label="deny",
         slices=["afam", "phist"], registry_uri=registry_uri, model_name="hmda", auc_floor=0.7,
         max_auc_regression=0.01, fairness_metric="false_negative_rate", fairness_max_gap=0.25,
-        decision_threshold=THRESHOLD, min_slice_examples=20, beam_args=[], **outputs,
+        decision_threshold=THRESHOLD, min_slice_examples=20, fairness_require_assessment=True, beam_args=[], **outputs,
     )
     return {"outputs": outputs, "blessing": read_blessing(str(tmp / names.BLESSING)), "models": models,
             "registry_uri": registry_uri}

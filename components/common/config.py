@@ -96,6 +96,9 @@ class PipelineConfig:
     fairness_max_gap: float = 0.25
     decision_threshold: float = 0.5
     min_slice_examples: int = 20
+    fairness_require_assessment: bool = True
+    """A fairness gate that cannot be assessed (fewer than two slice values with min_slice_examples)
+    fails; False lets such a run pass, said so in the gate's detail."""
     infra_validation_requests: int = 50
     """Held-out rows the model server must answer (one V1 request each, then one V2 request)."""
     # --- push / registry ---

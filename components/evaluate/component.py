@@ -31,6 +31,7 @@ def evaluate(
     fairness_max_gap: float,
     decision_threshold: float,
     min_slice_examples: int,
+    fairness_require_assessment: bool,
     beam_args: list,
     evaluation: Output[Artifact],
     blessing: Output[Artifact],
@@ -73,6 +74,7 @@ def evaluate(
         fairness_max_gap=fairness_max_gap,
         decision_threshold=decision_threshold,
         min_slice_examples=min_slice_examples,
+        fairness_require_assessment=fairness_require_assessment,
         beam_args=list(beam_args),
     )
     for name, value in result.to_dict()["metrics"].items():

@@ -12,7 +12,8 @@ Three gates decide the blessing, each recorded with its value, threshold and a r
 * `fairness`: for every slice column, the largest gap of `fairness_metric` between its values,
   counting only values with >= min_slice_examples examples, is <= fairness_max_gap. Slice values
   below the minimum (or whose metric is undefined, e.g. a false negative rate without positives) are
-  listed in `skipped_slices`, never silently dropped.
+  listed in `skipped_slices`, never silently dropped. Fewer than two eligible values: the gate
+  fails closed (unless fairness_require_assessment is off); no slice column: not applicable.
 
 Outputs: TFMA's output in `evaluation_dir` (tfma.load_eval_result works on it), and
 `<blessing_dir>/blessing.json` + `<blessing_dir>/fairness_report.{md,html}` (the HTML page also
@@ -81,11 +82,18 @@ class Gate:
     value: float | None
     threshold: float
     detail: str
+    applicable: bool = True
+    """False when the gate has nothing to judge (no slice configured): recorded as such, not as a pass."""
+
+    @property
+    def verdict(self) -> str:
+        return "N/A" if not self.applicable else "PASS" if self.passed else "FAIL"
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,
             "passed": bool(self.passed),
+            "applicable": bool(self.applicable),
             "value": _finite_or_none(self.value),
             "threshold": float(self.threshold),
             "detail": self.detail,
@@ -507,8 +515,13 @@ def fairness_gate(
     fairness_metric: str,
     fairness_max_gap: float,
     min_slice_examples: int,
+    require_assessment: bool,
 ) -> tuple[Gate, list[dict[str, Any]]]:
-    """Largest per-column gap of fairness_metric over slice values with enough examples."""
+    """Largest per-column gap of fairness_metric over slice values with enough examples.
+
+    No slice column configured: not applicable (recorded, neither pass nor fail). Columns that
+    cannot be assessed (fewer than two values with enough examples): the gate fails closed unless
+    require_assessment is off, since an unmeasured gap is not a small one."""
     skipped: list[dict[str, Any]] = []
     gaps: list[tuple[float, str]] = []
     notes: list[str] = []
@@ -540,9 +553,14 @@ def fairness_gate(
             f"{column}: {fairness_metric} gap {gap:.4f} ({high} {eligible[high]:.4f} vs "
             f"{low} {eligible[low]:.4f}) {'<=' if gap <= fairness_max_gap else '>'} {fairness_max_gap:g}"
         )
+    if not slices:
+        return Gate(GATE_FAIRNESS, True, None, fairness_max_gap, "not applicable: no slice column configured",
+                    applicable=False), skipped
     if not gaps:
-        detail = "; ".join(notes) or "no slice columns"
-        return Gate(GATE_FAIRNESS, True, None, fairness_max_gap, "not assessed: " + detail), skipped
+        rule = ("failed closed (fairness_require_assessment)" if require_assessment
+                else "passed: fairness_require_assessment is off")
+        return Gate(GATE_FAIRNESS, not require_assessment, None, fairness_max_gap,
+                    f"not assessed, {rule}: " + "; ".join(notes)), skipped
     largest = max(gaps)[0]
     passed = all(gap <= fairness_max_gap for gap, _ in gaps)
     return Gate(GATE_FAIRNESS, passed, largest, fairness_max_gap, "; ".join(notes)), skipped
@@ -568,7 +586,7 @@ def fairness_report(
     ]
     for gate in blessing.gates:
         lines.append(
-            f"- **{gate.name}**: {'PASS' if gate.passed else 'FAIL'} "
+            f"- **{gate.name}**: {gate.verdict} "
             f"(value {_fmt(gate.value)}, threshold {gate.threshold:g}) {gate.detail}"
         )
     m = blessing.metrics
@@ -676,7 +694,8 @@ def fairness_html(
     rows = []
     for gate in blessing.gates:
         rule = _GATE_RULES.get(gate.name, "{t:g}").format(t=gate.threshold, metric=label)
-        rows.append([gate.name, hr.badge("pass" if gate.passed else "fail", "PASS" if gate.passed else "FAIL"),
+        badge = "warn" if not gate.applicable else "pass" if gate.passed else "fail"
+        rows.append([gate.name, hr.badge(badge, gate.verdict),
                      _finite_or_none(gate.value), rule, gate.detail])
     sections.append(hr.section("Gates", hr.table(["gate", "status", "value", "rule", "detail"], rows,
                                                  raw_html_columns=[1])))
@@ -774,6 +793,7 @@ def evaluate(
     fairness_max_gap: float = 0.25,
     decision_threshold: float = 0.5,
     min_slice_examples: int = 20,
+    fairness_require_assessment: bool = True,
     beam_args: list[str] | None = None,
 ) -> Blessing:
     """Run TFMA on the eval split, apply the gates, write blessing.json and fairness_report.md."""
@@ -810,6 +830,7 @@ def evaluate(
         fairness_max_gap=fairness_max_gap,
         decision_threshold=decision_threshold,
         min_slice_examples=min_slice_examples,
+        fairness_require_assessment=fairness_require_assessment,
         evaluation_seconds=seconds,
     )
 
@@ -827,6 +848,7 @@ def bless(
     fairness_max_gap: float = 0.25,
     decision_threshold: float = 0.5,
     min_slice_examples: int = 20,
+    fairness_require_assessment: bool = True,
     evaluation_seconds: float = 0.0,
 ) -> Blessing:
     """Apply the gates to a TFMA output directory; write blessing.json and fairness_report.{md,html}.
@@ -851,7 +873,8 @@ def bless(
         metric_floor_gate(metrics, auc_floor, tfma_failures),
         no_regression_gate(metrics, baseline_metrics, version, max_auc_regression, tfma_failures),
     ]
-    fair, skipped = fairness_gate(per_slice, fairness_metric, fairness_max_gap, min_slice_examples)
+    fair, skipped = fairness_gate(per_slice, fairness_metric, fairness_max_gap, min_slice_examples,
+                                  fairness_require_assessment)
     gates.append(fair)
     if validation_ok != (gates[0].passed and gates[1].passed):
         log.warning("TFMA validation_ok=%s disagrees with the AUC gates: %s", validation_ok, tfma_failures)
@@ -878,5 +901,5 @@ def bless(
                       decision_threshold, curves, baseline_curve),
     )
     for gate in gates:
-        log.info("gate %s: %s (%s)", gate.name, "pass" if gate.passed else "FAIL", gate.detail)
+        log.info("gate %s: %s (%s)", gate.name, gate.verdict, gate.detail)
     return blessing

@@ -139,7 +139,7 @@ def test_blessing_json_has_the_contract_shape(good_run):
     assert record == json.loads(json.dumps(blessing.to_dict()))
     assert record["blessed"] is True
     for gate in record["gates"]:
-        assert set(gate) == {"name", "passed", "value", "threshold", "detail"}
+        assert set(gate) == {"name", "passed", "applicable", "value", "threshold", "detail"}
         assert isinstance(gate["passed"], bool) and isinstance(gate["threshold"], float)
     assert METRIC_KEYS <= set(record["metrics"])
     assert METRIC_KEYS <= set(record["slices"]["afam"]["yes"])
@@ -273,9 +273,23 @@ def test_min_slice_examples_above_a_slice_skips_it(good_run, tmp_path):
     assert skipped["afam=yes"]["example_count"] == n_yes
     assert f"{n_yes} examples < min_slice_examples {n_yes + 1}" == skipped["afam=yes"]["reason"]
     fairness = relaxed.gate("fairness")
-    # One eligible value left: no gap to compare, and the detail says so instead of hiding it.
-    assert fairness.value is None and fairness.passed
-    assert fairness.detail.startswith("not assessed")
+    # One eligible value left: no gap to compare. An unmeasured gap is not a small one: fail closed.
+    assert fairness.value is None and not fairness.passed and fairness.applicable and not relaxed.blessed
+    assert fairness.detail.startswith("not assessed, failed closed (fairness_require_assessment)")
+    lenient = ev.bless(
+        evaluation_dir, str(tmp_path / "lenient"), slices=["afam"], has_baseline=False,
+        fairness_max_gap=0.0, min_slice_examples=n_yes + 1, fairness_require_assessment=False,
+    )
+    assert lenient.gate("fairness").passed and "fairness_require_assessment is off" in lenient.gate("fairness").detail
+
+
+def test_no_slice_column_makes_the_fairness_gate_not_applicable(good_run, tmp_path):
+    _, evaluation_dir, _ = good_run
+    blessing = ev.bless(evaluation_dir, str(tmp_path), slices=[], has_baseline=False)
+    fairness = blessing.gate("fairness")
+    assert not fairness.applicable and fairness.verdict == "N/A" and fairness.detail.startswith("not applicable")
+    assert blessing.to_dict()["gates"][-1]["applicable"] is False
+    assert "**fairness**: N/A" in (tmp_path / ev.FAIRNESS_REPORT_FILE).read_text()
 
 
 # ------------------------------------------------------------------------------------------------
@@ -399,7 +413,7 @@ def test_component_runs_against_the_registry_champion(examples_dir, models, tmp_
         examples=dsl.Dataset(uri=examples_dir), model=dsl.Model(uri=models["good"]),
         label="deny", slices=["afam"], registry_uri=registry_uri, model_name="hmda",
         auc_floor=0.7, max_auc_regression=0.01, fairness_metric="false_negative_rate",
-        fairness_max_gap=0.25, decision_threshold=THRESHOLD, min_slice_examples=20, beam_args=[],
+        fairness_max_gap=0.25, decision_threshold=THRESHOLD, min_slice_examples=20, fairness_require_assessment=True, beam_args=[],
         **outputs,
     )
     blessing = ev.read_blessing(str(tmp_path / "blessing"))
