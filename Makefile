@@ -48,6 +48,7 @@ help:
 	@echo "make compile  write pipelines/compiled/{training,retraining}_pipeline.yaml"
 	@echo "make bench    benchmarks -> out/bench/*.json"
 	@echo "make deploy   canary rollout of the last pushed model against the previous one (TARGET=local)"
+	@echo "make rollback REASON=...  kill switch: 100% to the previous version now, recorded"
 	@echo "make browser  install headless Chromium (report tests in the browser, docs screenshots)"
 	@echo "make monitor  drift of the served traffic vs the champion's training stats (LABELS= for live metrics)"
 	@echo "make retrain  the retraining pipeline: monitor LOG=, then on drift train on DATA= and canary it"
@@ -122,6 +123,18 @@ DEPLOY_ARGS ?=
 deploy: setup setup-serving
 	$(PY) -m components.deploy --target $(TARGET) --registry $(OUT)/registry --model $(SERVE_MODEL) \
 	  --data $(DEPLOY_DATA) --out $(OUT)/deploy --state-dir $(OUT)/deploy/state $(DEPLOY_ARGS)
+
+# make rollback REASON="..." [BY=name] [TARGET=local]: the kill switch. 100% of traffic to the
+# previous version now (a canary out is removed; else the registry's previous version is deployed
+# and named champion); recorded in $(OUT)/registry/<model>/incidents.jsonl; a second pull is a no-op.
+# Cluster targets take DEPLOY_ARGS such as --kserve-namespace ml-models.
+REASON ?=
+BY ?=
+.PHONY: rollback
+rollback: setup
+	@test -n "$(REASON)" || { echo 'make rollback needs REASON="why" (it is recorded)'; exit 2; }
+	$(PY) -m components.deploy.kill_switch --target $(TARGET) --registry $(OUT)/registry --model $(SERVE_MODEL) \
+	  --state-dir $(OUT)/deploy/state --reason "$(REASON)" $(if $(BY),--by "$(BY)") $(DEPLOY_ARGS)
 
 # make monitor: drift of the served traffic (the prediction log `make serve` writes) against the
 # champion's training statistics; prints the table and the decision (ok/warn/act; exit 0 whatever
