@@ -130,6 +130,10 @@ def summarize(run_dir: str | None, config: PipelineConfig, started: float, error
     validation = _read_optional(os.path.join(run_dir, names.VALIDATE_TASK, names.ANOMALIES, names.REPORT_JSON_FILE))
     if validation is not None:
         summary["validation"] = {k: validation.get(k) for k in ("passed", "anomalies", "schema_source", "row_counts")}
+    model_info = _read_optional(os.path.join(run_dir, names.TRAIN_TASK, names.MODEL, names.MODEL_INFO_FILE))
+    if model_info is not None and model_info.get("onnx"):  # raw_export_error: why it fell back to transformed inputs
+        summary["onnx"] = {k: model_info["onnx"].get(k) for k in
+                           ("inputs", "max_abs_diff", "tolerance", "rows_checked", "raw_export_error")}
     for task in TASK_ORDER:
         failure = _failure(os.path.join(run_dir, task))
         finished = os.path.exists(os.path.join(run_dir, task, "executor_output.json"))
@@ -176,6 +180,12 @@ def print_summary(summary: dict, path: str) -> None:
         value = gate.get("value")
         print(f"  gate {gate['name']:<14} {'PASS' if gate['passed'] else 'FAIL'}  "
               f"value={'n/a' if value is None else f'{value:.4f}'} threshold={gate.get('threshold')}  {gate.get('detail', '')}")
+    onnx = summary.get("onnx")
+    if onnx:
+        print(f"onnx: {onnx['inputs']} inputs, max |SavedModel - ONNX| = {onnx['max_abs_diff']:.3g} "
+              f"(tolerance {onnx['tolerance']:g}, {onnx['rows_checked']} eval rows)")
+        if onnx.get("raw_export_error"):
+            print(f"  onnx fallback: the raw-feature form could not be converted: {onnx['raw_export_error']}")
     if summary.get("push_reason"):
         print(f"push: {summary['push_reason']}")
     deployed = summary.get("deploy")

@@ -16,9 +16,11 @@ Export contract (`<model_dir>/saved_model`):
                       exactly as for a tf.Example without the feature; a missing string is passed
                       as "__missing__", the transform's own fill value (same result as absent).
   transform_features  examples: tf.string [None] → the transformed features (label excluded)
-`<model_dir>/model.onnx`: serving_raw converted with tf2onnx (or, if the raw path cannot be
-converted, the Keras model over transformed features; model_info.json says which), checked
-against the SavedModel on the whole eval split.
+`<model_dir>/model.onnx`: serving_raw converted with tf2onnx (or, if tf2onnx cannot convert the
+raw path, the Keras model over transformed features; model_info.json says which and why), checked
+against the SavedModel on the whole eval split. Only a conversion that is not possible falls
+back (OnnxConversionError); an ONNX model that answers differently from the SavedModel beyond
+ONNX_TOLERANCE fails training (OnnxParityError), and then no model_info.json is written.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from typing import Any, Sequence
 from components.common import io as fio
 from components.common import names
 from components.common.errors import PipelineInputError
+from components.common.failures import failure_report
 from components.ingest.ingest import read_metadata, split_path
 from components.transform.transform import (
     MISSING_STRING,
@@ -423,28 +426,91 @@ ONNX_CUSTOM_HANDLERS = {
 }
 
 
+class OnnxConversionError(RuntimeError):
+    """tf2onnx cannot convert a graph to ONNX: it raised, or left ops it has no ONNX form for.
+
+    The only ONNX failure the raw-feature export falls back on (to the model over transformed
+    features); `onnx_inputs` names the form ("raw" or "transformed"), `reason` the cause.
+    """
+
+    def __init__(self, onnx_inputs: str, reason: str):
+        super().__init__(f"tf2onnx cannot convert the {onnx_inputs}-feature ONNX form: {reason}")
+        self.onnx_inputs = onnx_inputs
+        self.reason = reason
+
+
+class OnnxParityError(RuntimeError):
+    """The converted ONNX model answers differently from the SavedModel beyond the tolerance.
+
+    Fails training (no fallback): the figures are attributes and in the message.
+    """
+
+    def __init__(self, onnx_inputs: str, max_abs_diff: float, tolerance: float, rows_checked: int,
+                 detail: str = ""):
+        super().__init__(
+            f"ONNX parity check failed ({onnx_inputs}-feature ONNX form): max |SavedModel - ONNX| = "
+            f"{max_abs_diff:.3g} > tolerance {tolerance:g} over {rows_checked} eval rows"
+            + (f"; {detail}" if detail else "")
+        )
+        self.onnx_inputs = onnx_inputs
+        self.max_abs_diff = max_abs_diff
+        self.tolerance = tolerance
+        self.rows_checked = rows_checked
+
+
+def _reason(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}".splitlines()[0][:500]
+
+
+def _checked_write_onnx(proto, onnx_path: str, onnx_inputs: str) -> None:
+    """Write a tf2onnx result, refusing a graph with ops tf2onnx could not convert.
+
+    With continue_on_error=False tf2onnx still only logs "Unsupported ops" for TF ops it has no
+    handler for and leaves them in the graph; the ONNX checker names them.
+    """
+    import onnx
+    import tensorflow as tf
+
+    try:
+        onnx.checker.check_model(proto)
+    except onnx.checker.ValidationError as exc:
+        raise OnnxConversionError(onnx_inputs, _reason(exc)) from exc
+    with tf.io.gfile.GFile(onnx_path, "wb") as f:
+        f.write(proto.SerializeToString())
+
+
 def export_onnx_raw(saved_model_dir: str, onnx_path: str, opset: int = ONNX_OPSET):
-    """tf2onnx conversion of the serving_raw signature (transform + model) of the SavedModel."""
+    """tf2onnx conversion of the serving_raw signature (transform + model) of the SavedModel.
+
+    Raises OnnxConversionError when tf2onnx cannot convert it (nothing is written then).
+    """
     import tf2onnx
     from tf2onnx import tf_loader
 
-    graph_def, inputs, outputs, tables, renames = tf_loader.from_saved_model(
-        saved_model_dir, None, None, tag="serve", signatures=[SERVING_RAW],
-        return_initialized_tables=True, return_tensors_to_rename=True,
-    )
-    # tf2onnx has no public API for a SavedModel signature with lookup tables; this is what
-    # `python -m tf2onnx.convert --saved-model DIR --signature_def serving_raw` runs.
-    proto, _ = tf2onnx.convert._convert_common(  # pylint: disable=protected-access
-        graph_def, name="serving_raw", continue_on_error=False, opset=opset,
-        custom_op_handlers=dict(ONNX_CUSTOM_HANDLERS),
-        input_names=inputs, output_names=outputs, tensors_to_rename=renames,
-        initialized_tables=tables, output_path=onnx_path,
-    )
+    try:
+        graph_def, inputs, outputs, tables, renames = tf_loader.from_saved_model(
+            saved_model_dir, None, None, tag="serve", signatures=[SERVING_RAW],
+            return_initialized_tables=True, return_tensors_to_rename=True,
+        )
+        # tf2onnx has no public API for a SavedModel signature with lookup tables; this is what
+        # `python -m tf2onnx.convert --saved-model DIR --signature_def serving_raw` runs.
+        proto, _ = tf2onnx.convert._convert_common(  # pylint: disable=protected-access
+            graph_def, name="serving_raw", continue_on_error=False, opset=opset,
+            custom_op_handlers=dict(ONNX_CUSTOM_HANDLERS),
+            input_names=inputs, output_names=outputs, tensors_to_rename=renames,
+            initialized_tables=tables,
+        )
+    except Exception as exc:  # tf2onnx's converter raises plain ValueError/NotImplementedError/...
+        raise OnnxConversionError("raw", _reason(exc)) from exc
+    _checked_write_onnx(proto, onnx_path, "raw")
     return proto
 
 
 def export_onnx_transformed(model, onnx_path: str, opset: int = ONNX_OPSET):
-    """tf2onnx conversion of the Keras model alone (inputs: transformed features)."""
+    """tf2onnx conversion of the Keras model alone (inputs: transformed features).
+
+    Raises OnnxConversionError when tf2onnx cannot convert it (nothing is written then).
+    """
     import tensorflow as tf
     import tf2onnx
 
@@ -452,7 +518,11 @@ def export_onnx_transformed(model, onnx_path: str, opset: int = ONNX_OPSET):
         {name: tf.TensorSpec([None], t.dtype, name=name) for name, t in zip(model.input_names, model.inputs)}
         for _ in [0]
     )
-    proto, _ = tf2onnx.convert.from_keras(model, input_signature=spec, opset=opset, output_path=onnx_path)
+    try:
+        proto, _ = tf2onnx.convert.from_keras(model, input_signature=spec, opset=opset)
+    except Exception as exc:  # as in export_onnx_raw: only the tf2onnx call is inside
+        raise OnnxConversionError("transformed", _reason(exc)) from exc
+    _checked_write_onnx(proto, onnx_path, "transformed")
     return proto
 
 
@@ -484,13 +554,15 @@ def _read_raw_columns(examples_dir: str, feature_types: dict[str, str]) -> tuple
 def check_onnx_parity(onnx_path: str, saved_model_dir: str, examples_dir: str,
                       feature_types: dict[str, str], onnx_inputs: str,
                       tolerance: float = ONNX_TOLERANCE) -> dict:
-    """Max |p_savedmodel - p_onnx| over the whole eval split; raises if above tolerance."""
+    """Max |p_savedmodel - p_onnx| over the whole eval split; OnnxParityError if above tolerance."""
     import numpy as np
     import onnxruntime as ort
     import tensorflow as tf
 
     loaded = tf.saved_model.load(saved_model_dir)
     records, raw = _read_raw_columns(examples_dir, feature_types)
+    if not records:
+        raise RuntimeError("ONNX parity check: the eval split has no rows to compare")
     expected = loaded.signatures[SERVING_DEFAULT](examples=tf.constant(records))[PROBABILITY].numpy()
     session = ort.InferenceSession(onnx_path, providers=["CPUExecutionProvider"])
     if onnx_inputs == "raw":
@@ -503,14 +575,19 @@ def check_onnx_parity(onnx_path: str, saved_model_dir: str, examples_dir: str,
     if missing:
         raise RuntimeError(f"ONNX inputs {sorted(missing)} have no data")
     output_name = session.get_outputs()[0].name
-    got = session.run([output_name], {k: feeds[k] for k in input_names})[0]
-    diff = float(np.max(np.abs(np.asarray(got, np.float64).reshape(-1) - expected.astype(np.float64).reshape(-1))))
+    got = np.asarray(session.run([output_name], {k: feeds[k] for k in input_names})[0], np.float64).reshape(-1)
+    want = expected.astype(np.float64).reshape(-1)
+    rows = len(records)
+    if got.shape != want.shape:  # no broadcasting: every row must have its own answer
+        raise OnnxParityError(onnx_inputs, float("nan"), tolerance, rows,
+                              f"ONNX returned {got.size} values, the SavedModel {want.size}")
+    errors = np.abs(got - want)
+    diff = float(np.max(errors))
     if not np.isfinite(diff) or diff > tolerance:
-        raise RuntimeError(
-            f"ONNX parity check failed: max |SavedModel - ONNX| = {diff:.3g} > {tolerance:g} "
-            f"over {len(records)} eval rows"
-        )
-    return {"max_abs_diff": diff, "tolerance": tolerance, "rows_checked": len(records)}
+        worst = int(np.argmax(np.where(np.isnan(errors), np.inf, errors)))
+        raise OnnxParityError(onnx_inputs, diff, tolerance, rows,
+                              f"worst eval row {worst}: SavedModel {want[worst]:.6g}, ONNX {got[worst]:.6g}")
+    return {"max_abs_diff": diff, "tolerance": tolerance, "rows_checked": rows}
 
 
 # --------------------------------------------------------------------------- train
@@ -589,9 +666,14 @@ def train(
 
     saved_model_dir = fio.join(model_dir, names.SAVED_MODEL_DIR)
     onnx_path = fio.join(model_dir, names.ONNX_FILE)
+    info_path = fio.join(model_dir, names.MODEL_INFO_FILE)
     fio.makedirs(model_dir)
-    export_saved_model(model, tft_output, feature_types, saved_model_dir)
-    onnx_info = _export_and_check_onnx(model, saved_model_dir, onnx_path, examples_dir, feature_types)
+    if tf.io.gfile.exists(info_path):  # an earlier run's: it must not outlive a failure of this one
+        tf.io.gfile.remove(info_path)
+    # FAILURE.json (e.g. an OnnxParityError with its figures) for run_summary.json, then re-raised
+    with failure_report(model_dir):
+        export_saved_model(model, tft_output, feature_types, saved_model_dir)
+        onnx_info = _export_and_check_onnx(model, saved_model_dir, onnx_path, examples_dir, feature_types)
 
     info: dict[str, Any] = {
         "strategy": kind,
@@ -617,27 +699,38 @@ def train(
                        TRANSFORM_FEATURES: {"inputs": [EXAMPLES_INPUT], "outputs": sorted(model.input_names)}},
         "tensorflow_version": tf.__version__,
     }
-    fio.write_json_atomic(fio.join(model_dir, names.MODEL_INFO_FILE), info)
+    fio.write_json_atomic(info_path, info)  # last, once every check has passed
     return info
 
 
 def _export_and_check_onnx(model, saved_model_dir: str, onnx_path: str, examples_dir: str,
                            feature_types: dict[str, str]) -> dict:
-    """Raw-feature ONNX if tf2onnx can convert the transform, else the model over transformed inputs."""
+    """Raw-feature ONNX if tf2onnx can convert the transform, else the model over transformed inputs.
+
+    Only OnnxConversionError of the raw form falls back (its reason goes into the result as
+    raw_export_error). OnnxParityError of either form, or a conversion error of the fallback,
+    propagates: training fails, and the ONNX file that failed parity is removed.
+    """
     import tensorflow as tf
 
     inputs, reason = "raw", ""
     try:
         export_onnx_raw(saved_model_dir, onnx_path)
-        parity = check_onnx_parity(onnx_path, saved_model_dir, examples_dir, feature_types, "raw")
-    except Exception as exc:  # conversion or runtime of the transform part failed
-        reason = f"{type(exc).__name__}: {exc}".splitlines()[0][:500]
-        log.warning("raw-feature ONNX export failed (%s); exporting the model over transformed features", reason)
+    except OnnxConversionError as exc:
+        reason = exc.reason
+        log.warning("tf2onnx cannot convert the raw-feature ONNX form (%s); exporting the model over "
+                    "transformed features", reason)
         if tf.io.gfile.exists(onnx_path):
             tf.io.gfile.remove(onnx_path)
         inputs = "transformed"
         export_onnx_transformed(model, onnx_path)
-        parity = check_onnx_parity(onnx_path, saved_model_dir, examples_dir, feature_types, "transformed")
+    try:
+        parity = check_onnx_parity(onnx_path, saved_model_dir, examples_dir, feature_types, inputs,
+                                   tolerance=ONNX_TOLERANCE)
+    except OnnxParityError:
+        if tf.io.gfile.exists(onnx_path):
+            tf.io.gfile.remove(onnx_path)
+        raise
     info = {"inputs": inputs, "opset": ONNX_OPSET, "output": PROBABILITY, **parity}
     if reason:
         info["raw_export_error"] = reason

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from components.common import names
+from components.common.failures import FAILURE_FILE
 from components.train import train as T
 from components.transform.transform import feature_types_from_metadata
 from components.ingest.ingest import read_metadata, split_path
@@ -73,6 +74,10 @@ def test_model_info(trained):
     assert info["onnx"]["tolerance"] == T.ONNX_TOLERANCE
     assert info["onnx"]["opset"] >= 13
     assert info["onnx"]["rows_checked"] == read_metadata(trained["examples_dir"])["row_counts"]["eval"]
+    assert 0.0 <= info["onnx"]["max_abs_diff"] <= T.ONNX_TOLERANCE
+    assert "raw_export_error" not in info["onnx"]  # no fallback on the normal path
+    assert info["onnx"] == trained["info"]["onnx"]
+    assert not os.path.exists(os.path.join(trained["model_dir"], FAILURE_FILE))
 
 
 def test_learns_hmda(trained):
@@ -200,6 +205,134 @@ def test_onnx_raw_export(trained):
     """The whole raw-feature path (z-scores, buckets, vocabulary lookups) converts to ONNX."""
     info = trained["info"]["onnx"]
     assert info["inputs"] == "raw", info.get("raw_export_error")
+
+
+class _PerturbedSession:
+    """An onnxruntime session whose answers are off by `offset`: a converted model that disagrees."""
+
+    def __init__(self, real_session_class, offset: float):
+        self._real, self._offset = real_session_class, offset
+
+    def __call__(self, *args, **kwargs):
+        session = self._real(*args, **kwargs)
+        run, offset = session.run, self._offset
+
+        class Session:
+            get_inputs, get_outputs = session.get_inputs, session.get_outputs
+
+            def run(self, output_names, feeds):
+                return [np.asarray(o) + offset for o in run(output_names, feeds)]
+
+        return Session()
+
+
+def _perturb_onnx(monkeypatch, offset: float) -> None:
+    import onnxruntime
+
+    monkeypatch.setattr(onnxruntime, "InferenceSession", _PerturbedSession(onnxruntime.InferenceSession, offset))
+
+
+def _parity(trained, inputs: str) -> dict:
+    types = feature_types_from_metadata(read_metadata(trained["examples_dir"]))
+    return T.check_onnx_parity(
+        os.path.join(trained["model_dir"], names.ONNX_FILE), os.path.join(trained["model_dir"], names.SAVED_MODEL_DIR),
+        trained["examples_dir"], types, inputs,
+    )
+
+
+def test_onnx_parity_failure_raises_with_the_figures(trained, eval_records, monkeypatch):
+    """An ONNX model answering 0.01 off the SavedModel fails the check; the error names the figures."""
+    inputs = trained["info"]["onnx"]["inputs"]
+    _perturb_onnx(monkeypatch, 0.01)
+    with pytest.raises(T.OnnxParityError) as caught:
+        _parity(trained, inputs)
+    error = caught.value
+    assert error.max_abs_diff == pytest.approx(0.01, abs=T.ONNX_TOLERANCE)
+    assert error.tolerance == T.ONNX_TOLERANCE
+    assert error.rows_checked == len(eval_records)
+    assert error.onnx_inputs == inputs
+    message = str(error)
+    for figure in ("0.01", f"tolerance {T.ONNX_TOLERANCE:g}", f"over {len(eval_records)} eval rows",
+                   f"({inputs}-feature ONNX form)", "worst eval row"):
+        assert figure in message, (figure, message)
+
+
+def test_onnx_parity_within_tolerance_passes(trained, monkeypatch):
+    """A difference below the tolerance is reported, not raised: the check compares, it does not just crash."""
+    inputs = trained["info"]["onnx"]["inputs"]
+    _perturb_onnx(monkeypatch, T.ONNX_TOLERANCE / 10)
+    parity = _parity(trained, inputs)
+    assert parity["max_abs_diff"] == pytest.approx(T.ONNX_TOLERANCE / 10, abs=T.ONNX_TOLERANCE / 20)
+    assert parity["max_abs_diff"] <= parity["tolerance"] == T.ONNX_TOLERANCE
+
+
+def test_unconverted_ops_are_a_conversion_error(tmp_path):
+    """tf2onnx only logs TF ops it has no handler for and leaves them in the graph: that is not a model."""
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("StringToHashBucketFast", ["s"], ["h"], num_buckets=10)], "g",
+        [helper.make_tensor_value_info("s", TensorProto.STRING, [None])],
+        [helper.make_tensor_value_info("h", TensorProto.INT64, [None])],
+    )
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", T.ONNX_OPSET)])
+    path = tmp_path / "model.onnx"
+    with pytest.raises(T.OnnxConversionError, match="StringToHashBucketFast") as caught:
+        T._checked_write_onnx(proto, str(path), "raw")
+    assert caught.value.onnx_inputs == "raw"
+    assert not path.exists()
+
+
+def test_parity_failure_fails_training_and_leaves_no_model_info(transformed, tmp_path, monkeypatch):
+    """No fallback on a parity failure of the raw form, no model_info.json (not even an earlier one),
+    no ONNX file that disagrees; FAILURE.json carries the figures for the run summary."""
+    from components.common import io as fio
+
+    model_dir = str(tmp_path / "model")
+    os.makedirs(model_dir)
+    fio.write_json_atomic(os.path.join(model_dir, names.MODEL_INFO_FILE), {"stale": True})
+    fallback = []
+    monkeypatch.setattr(T, "export_onnx_transformed", lambda *a, **k: fallback.append(a))
+    _perturb_onnx(monkeypatch, 0.01)
+    with pytest.raises(T.OnnxParityError) as caught:
+        T.train(transformed["transformed_examples_dir"], transformed["transform_graph_dir"],
+                transformed["examples_dir"], model_dir, epochs=1, seed=42)
+    assert caught.value.onnx_inputs == "raw" and not fallback
+    assert caught.value.max_abs_diff == pytest.approx(0.01, abs=T.ONNX_TOLERANCE)
+    assert not os.path.exists(os.path.join(model_dir, names.MODEL_INFO_FILE))
+    assert not os.path.exists(os.path.join(model_dir, names.ONNX_FILE))
+    failure = fio.read_json(os.path.join(model_dir, FAILURE_FILE))
+    assert failure["error_type"] == "OnnxParityError"
+    assert "max |SavedModel - ONNX| = 0.01" in failure["message"] and "eval rows" in failure["message"]
+
+
+def test_conversion_error_falls_back_and_records_the_reason(transformed, tmp_path, monkeypatch):
+    """tf2onnx failing on the raw-feature graph: the model over transformed features, parity-checked,
+    with the reason in model_info.json."""
+    import onnx
+    import tf2onnx
+
+    from components.common import io as fio
+
+    convert_common = tf2onnx.convert._convert_common  # from_keras (the fallback) converts through it too
+
+    def cannot_convert_raw(*args, **kwargs):
+        if kwargs.get("name") == "serving_raw":
+            raise ValueError("make_sure failure: no ONNX form for op UpperBound (stand-in)")
+        return convert_common(*args, **kwargs)
+
+    monkeypatch.setattr(tf2onnx.convert, "_convert_common", cannot_convert_raw)
+    model_dir = str(tmp_path / "model")
+    info = T.train(transformed["transformed_examples_dir"], transformed["transform_graph_dir"],
+                   transformed["examples_dir"], model_dir, epochs=1, seed=42)
+    onnx_info = info["onnx"]
+    assert onnx_info["inputs"] == "transformed"
+    assert onnx_info["raw_export_error"] == "ValueError: make_sure failure: no ONNX form for op UpperBound (stand-in)"
+    assert 0.0 <= onnx_info["max_abs_diff"] <= onnx_info["tolerance"] == T.ONNX_TOLERANCE
+    assert onnx_info["rows_checked"] == read_metadata(transformed["examples_dir"])["row_counts"]["eval"]
+    assert fio.read_json(os.path.join(model_dir, names.MODEL_INFO_FILE))["onnx"] == onnx_info
+    model = onnx.load(os.path.join(model_dir, names.ONNX_FILE))
+    assert {i.name for i in model.graph.input} == set(info["signatures"][T.TRANSFORM_FEATURES]["outputs"])
 
 
 def test_component_interface():
