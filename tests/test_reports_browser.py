@@ -145,7 +145,8 @@ def pushed(evaluation, validation, examples_dir, tmp_path_factory):
     (tmp / "transform_graph" / "transform_fn").mkdir(parents=True)
     (tmp / "transform_graph" / "transform_fn" / "saved_model.pb").write_bytes(b"stand-in")
     outputs = {names.PUSHED_MODEL: dsl.Model(uri=str(tmp / names.PUSHED_MODEL)),
-               names.PUSH_REPORT: dsl.Markdown(uri=str(tmp / "push_report.md"))}
+               names.PUSH_REPORT: dsl.Markdown(uri=str(tmp / "push_report.md")),
+               names.MODEL_CARD: dsl.Markdown(uri=str(tmp / "model_card.md"))}
     (tmp / names.INFRA_BLESSING).mkdir()
     (tmp / names.INFRA_BLESSING / names.INFRA_BLESSING_FILE).write_text(json.dumps({"blessed": True, "reason": "served"}))
     push.python_func(

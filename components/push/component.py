@@ -20,19 +20,25 @@ def push(
     code_version: str,
     pushed_model: Output[Model],
     push_report: Output[Markdown],
+    model_card: Output[Markdown],
 ):
     """Publish the model to the registry if and only if it is blessed and the model server loaded
     it and answered held-out rows (infra_blessing) (TFX Pusher semantics).
 
     push_report: Markdown for the KFP UI: blessed or rejected and why (each gate with its figures),
     the metrics against the champion and the lineage of the model now in the registry.
+
+    model_card: Markdown for the KFP UI, written for every outcome (components/push/model_card.py):
+    a pushed model's card is also in its registry version (model_card.json, model_card.md); a model
+    that was not pushed gets its card here only, and it opens with why it was not published. The
+    data validation summary is the one validate_data records on `statistics`' metadata.
     """
-    import dataclasses
     import json
     import os
 
     from components.common import names
     from components.common.failures import failure_report
+    from components.push.model_card import card_markdown, data_validation_summary
     from components.push.push import push as run_push
     from components.push.push import read_blessing, read_lineage, report_markdown
 
@@ -49,9 +55,12 @@ def push(
             model_name=model_name,
             code=code_version,
             infra_blessing_dir=infra_blessing.path,
+            data_validation=data_validation_summary(statistics.metadata),
         )
         with open(os.path.join(pushed_model.path, names.PUSH_RESULT_FILE), "w") as f:
-            json.dump(dataclasses.asdict(result), f, indent=2)
+            json.dump(result.record(), f, indent=2)
         with open(push_report.path, "w") as f:
             f.write(report_markdown(result, read_blessing(blessing.path), read_lineage(result)))
-    pushed_model.metadata.update({k: v for k, v in dataclasses.asdict(result).items() if v is not None})
+        with open(model_card.path, "w") as f:
+            f.write(card_markdown(result.card))
+    pushed_model.metadata.update({k: v for k, v in result.record().items() if v is not None})

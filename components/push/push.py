@@ -1,9 +1,10 @@
-"""Push: publish a blessed model to the versioned registry, with its lineage record.
+"""Push: publish a blessed model to the versioned registry, with its lineage record and model card.
 
 Publishing is two steps. First the version directory is written completely (locally into a staging
-directory that is renamed into place). Then CHAMPION.json is replaced in one atomic write. A failure
-in between leaves at worst an unreferenced version directory; the current champion never changes.
-A model that is not blessed is never written.
+directory that is renamed into place), model card included. Then CHAMPION.json is replaced in one
+atomic write. A failure in between leaves at worst an unreferenced version directory; the current
+champion never changes. A model that is not blessed is never written. Every outcome carries a
+model card (model_card.py), also a model that was not published: its card says why.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from importlib import metadata as importlib_metadata
 
 from components.common import io as fio
 from components.common import names
-from components.push import registry
+from components.push import model_card, registry
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,14 @@ class PushResult:
     model_uri: str | None = None
     lineage_uri: str | None = None
     previous_champion: str | None = None
+    model_card_uri: str | None = None  # the JSON card in the registry version (pushed models only)
+    card: dict = dataclasses.field(default_factory=dict, repr=False)
+    """The model card (model_card.build_card) of every outcome; not part of record()."""
+
+    def record(self) -> dict:
+        """push_result.json and the pushed_model artifact's metadata: the result without the card,
+        which has files of its own."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "card"}
 
 
 def read_blessing(blessing_dir: str) -> dict:
@@ -102,6 +111,33 @@ def _optional_json(path: str) -> dict:
     return fio.read_json(path) if fio.exists(path) else {}
 
 
+def _data_record(examples_metadata: dict) -> dict:
+    return {
+        "source": examples_metadata.get("source"),
+        "eval_source": examples_metadata.get("eval_source"),
+        "sha256": examples_metadata.get("data_sha256"),
+        "row_counts": examples_metadata.get("row_counts"),
+        "label": examples_metadata.get("label"),
+        "label_meaning": examples_metadata.get("label_meaning"),
+    }
+
+
+def _ingest_parameters(examples_metadata: dict) -> dict:
+    return {k: examples_metadata.get(k) for k in ("key_column", "slices", "feature_columns")}
+
+
+def candidate_lineage(examples_dir: str, code: str) -> dict:
+    """What push knows of a candidate it does not publish, without hashing it: no model version (a
+    registry name), the code version, the data and the ingest parameters; for its model card."""
+    examples_metadata = _optional_json(fio.join(examples_dir, names.EXAMPLES_METADATA_FILE)) if examples_dir else {}
+    return {
+        "model_version": None,
+        "code_version": code,
+        "data": _data_record(examples_metadata),
+        "parameters": {"ingest": _ingest_parameters(examples_metadata)},
+    }
+
+
 def build_lineage(
     *,
     version: str,
@@ -127,18 +163,11 @@ def build_lineage(
         "model_version": version,
         "created_at": dt.datetime.now(dt.timezone.utc).isoformat(),
         "code_version": code,
-        "data": {
-            "source": examples_metadata.get("source"),
-            "eval_source": examples_metadata.get("eval_source"),
-            "sha256": examples_metadata.get("data_sha256"),
-            "row_counts": examples_metadata.get("row_counts"),
-            "label": examples_metadata.get("label"),
-            "label_meaning": examples_metadata.get("label_meaning"),
-        },
+        "data": _data_record(examples_metadata),
         "schema_sha256": fio.sha256_file(fio.join(schema_dir, names.SCHEMA_FILE)),
         "statistics_sha256": fio.sha256_tree(statistics_dir),
         "parameters": {
-            "ingest": {k: examples_metadata.get(k) for k in ("key_column", "slices", "feature_columns")},
+            "ingest": _ingest_parameters(examples_metadata),
             "train": model_info.get("parameters", {}),
             "gates": {g["name"]: g.get("threshold") for g in blessing.get("gates", [])},
         },
@@ -167,6 +196,11 @@ def _stage_version(
     fio.copy_tree(fio.join(blessing_dir, names.BLESSING_FILE), fio.join(staging, names.BLESSING_FILE))
 
 
+def _optional_infra_blessing(infra_blessing_dir: str) -> dict | None:
+    path = fio.join(infra_blessing_dir, names.INFRA_BLESSING_FILE) if infra_blessing_dir else ""
+    return fio.read_json(path) if path and fio.exists(path) else None
+
+
 def push(
     *,
     model_dir: str,
@@ -179,31 +213,45 @@ def push(
     model_name: str,
     code: str = "",
     infra_blessing_dir: str = "",
+    data_validation: dict | None = None,
     now: dt.datetime | None = None,
 ) -> PushResult:
     """Publish a blessed model. `infra_blessing_dir`: the infra-validate task's output; a model
-    the model server could not load or that answered wrongly is never pushed."""
+    the model server could not load or that answered wrongly is never pushed. `data_validation`:
+    validate_data's summary (model_card.data_validation_summary), for the lineage and the card.
+
+    The result carries the model card of every outcome (`card`); a pushed version has it in the
+    registry too, written with lineage.json before CHAMPION.json names the version."""
     blessing = read_blessing(blessing_dir)
+
+    def unpublished(result: PushResult, lineage: dict, infra: dict | None) -> PushResult:
+        result.card = model_card.build_card(
+            model_name=model_name, published=False, reason=result.reason, model_uri=None, blessing=blessing,
+            lineage=lineage, infra=infra, data_validation=data_validation)
+        return result
+
     if not blessing.get("blessed"):
         failed = failed_gates(blessing)
         reason = "not blessed: " + ("; ".join(describe_gate(g) for g in failed) or "no gate passed")
         log.warning("%s; nothing pushed", reason)
-        return PushResult(pushed=False, reason=reason)
+        return unpublished(PushResult(pushed=False, reason=reason), candidate_lineage(examples_dir, code_version(code)),
+                           _optional_infra_blessing(infra_blessing_dir))
     infra = read_infra_blessing(infra_blessing_dir) if infra_blessing_dir else None
     if infra is not None and not infra.get("blessed"):
         log.warning("%s; nothing pushed", infra.get("reason"))
-        return PushResult(pushed=False, reason=infra.get("reason") or "infra validation failed")
+        return unpublished(PushResult(pushed=False, reason=infra.get("reason") or "infra validation failed"),
+                           candidate_lineage(examples_dir, code_version(code)), infra)
 
     champion = registry.read_champion(registry_uri, model_name)
     model_hash = fio.sha256_tree(fio.join(model_dir, names.SAVED_MODEL_DIR))
     if champion is not None:
         champion_lineage = _optional_json(champion.lineage_uri)
         if champion_lineage.get("artifacts_sha256", {}).get("saved_model") == model_hash:
-            return PushResult(
+            return unpublished(PushResult(
                 pushed=False, reason=f"this model is already the champion ({champion.version})",
                 version=champion.version, model_uri=champion.uri,
                 lineage_uri=champion.lineage_uri, previous_champion=champion.version,
-            )
+            ), {"model_version": champion.version, **champion_lineage}, infra)
 
     stamp = (now or dt.datetime.now(dt.timezone.utc)).strftime("%Y%m%dT%H%M%SZ")
     version = f"v{stamp}-{model_hash[:8]}"
@@ -220,13 +268,20 @@ def push(
     )
     if infra is not None:
         lineage["infra_validation"] = {k: infra.get(k) for k in ("reason", "load_seconds", "v1", "v2")}
+    if data_validation is not None:
+        lineage["data_validation"] = dict(data_validation)
+    reason = "blessed: all gates passed"
+    card = model_card.build_card(model_name=model_name, published=True, reason=reason, model_uri=final,
+                                 blessing=blessing, lineage=lineage, infra=infra, data_validation=data_validation)
 
     # Local filesystems rename a directory atomically; object stores cannot, but there the version
-    # directory is invisible to readers until CHAMPION.json names it.
+    # directory is invisible to readers until CHAMPION.json names it. The card is staged with the
+    # rest, so no published version is without it.
     staging = fio.join(versions_dir, f".staging-{uuid.uuid4().hex[:8]}") if fio.is_local(final) else final
     try:
         _stage_version(staging, model_dir, transform_graph_dir, schema_dir, statistics_dir, blessing_dir)
         fio.write_json_atomic(fio.join(staging, names.LINEAGE_FILE), lineage)
+        model_card.write_card(staging, card)
         if staging != final:
             os.rename(staging, final)
     except BaseException:
@@ -244,28 +299,17 @@ def push(
     )
     log.info("pushed %s to %s", version, final)
     return PushResult(
-        pushed=True, reason="blessed: all gates passed", version=version, model_uri=final,
+        pushed=True, reason=reason, version=version, model_uri=final,
         lineage_uri=fio.join(final, names.LINEAGE_FILE),
         previous_champion=champion.version if champion else None,
+        model_card_uri=fio.join(final, names.MODEL_CARD_JSON_FILE), card=card,
     )
 
 
-GATE_RULES = {  # what each gate of components/evaluate demands, for readers of the summary
-    "metric_floor": "candidate AUC >= {t:g}",
-    "no_regression": "AUC change vs champion >= -{t:g}",
-    "fairness": "largest slice gap <= {t:g}",
-}
+GATE_RULES = model_card.GATE_RULES  # what each gate of components/evaluate demands
 SUMMARY_METRICS = ("auc", "accuracy", "precision", "recall", "false_positive_rate", "false_negative_rate",
                    "calibration", "example_count")
-
-
-def _md(value: object) -> str:
-    """A table cell: pipes escaped, newlines flattened, None as n/a, floats to 4 places."""
-    if value is None:
-        return "n/a"
-    if isinstance(value, float):
-        value = f"{value:.4f}"
-    return str(value).replace("|", "\\|").replace("\n", " ")
+_md = model_card.cell  # a table cell
 
 
 def _verdict(result: PushResult, blessing: dict) -> str:
@@ -284,7 +328,8 @@ def report_markdown(result: PushResult, blessing: dict, lineage: dict | None = N
     for gate in blessing.get("gates", []):
         threshold = gate.get("threshold")
         rule = GATE_RULES.get(gate["name"], "threshold {t:g}").format(t=threshold) if threshold is not None else "n/a"
-        lines.append(f"| {_md(gate['name'])} | {'PASS' if gate.get('passed') else '**FAIL**'} | "
+        verdict = model_card.gate_verdict(gate)
+        lines.append(f"| {_md(gate['name'])} | {'**FAIL**' if verdict == 'FAIL' else verdict} | "
                      f"{_md(gate.get('value'))} | {_md(rule)} | {_md(gate.get('detail', ''))} |")
 
     metrics, baseline = blessing.get("metrics") or {}, blessing.get("baseline_metrics")

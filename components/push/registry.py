@@ -2,7 +2,7 @@
 
     <registry>/<model_name>/versions/<version>/   saved_model/, model.onnx, transform_graph/,
                                                   schema.pbtxt, stats.tfrecord, blessing.json,
-                                                  lineage.json
+                                                  lineage.json, model_card.json, model_card.md
     <registry>/<model_name>/CHAMPION.json         {"version": ..., "path": "versions/<version>", ...}
 
 A version directory is complete before CHAMPION.json names it, and CHAMPION.json is replaced in one
@@ -45,6 +45,11 @@ class Champion:
     @property
     def lineage_uri(self) -> str:
         return fio.join(self.uri, names.LINEAGE_FILE)
+
+    @property
+    def model_card_uri(self) -> str:
+        """The JSON model card (versions pushed before push wrote cards have none)."""
+        return fio.join(self.uri, names.MODEL_CARD_JSON_FILE)
 
 
 def model_root(registry_uri: str, model_name: str) -> str:

@@ -62,7 +62,8 @@ def test_blessed_model_is_published_with_lineage(artifacts, tmp_path):
     champion = registry.read_champion(reg, "m")
     assert champion.version == result.version and champion.uri == result.model_uri
     for part in (names.SAVED_MODEL_DIR, names.ONNX_FILE, names.TRANSFORM_GRAPH, names.SCHEMA_FILE,
-                 names.STATS_FILE, names.BLESSING_FILE, names.LINEAGE_FILE):
+                 names.STATS_FILE, names.BLESSING_FILE, names.LINEAGE_FILE, names.MODEL_CARD_JSON_FILE,
+                 names.MODEL_CARD_MD_FILE):
         assert os.path.exists(os.path.join(champion.uri, part)), part
     lineage = fio.read_json(champion.lineage_uri)
     assert lineage["code_version"] == "abc123"
@@ -188,10 +189,14 @@ def test_component_writes_result_and_report(artifacts, tmp_path):
         blessing=dsl.Artifact(uri=dirs["blessing"]), infra_blessing=dsl.Artifact(uri=str(infra)),
         examples=dsl.Dataset(uri=dirs["examples"]),
         registry_uri=str(tmp_path / "registry"), model_name="m", code_version="abc123",
-        pushed_model=pushed, push_report=report,
+        pushed_model=pushed, push_report=report, model_card=dsl.Markdown(uri=str(tmp_path / "model_card.md")),
     )
     result = json.loads((tmp_path / "pushed" / names.PUSH_RESULT_FILE).read_text())
     assert result["pushed"] is True and pushed.metadata["version"] == result["version"]
+    assert "card" not in result and result["model_card_uri"].endswith(names.MODEL_CARD_JSON_FILE)
     assert json.loads(open(result["lineage_uri"]).read())["infra_validation"]["load_seconds"] == 2.5
     text = (tmp_path / "push_report.md").read_text()
     assert f"| model version | `{result['version']}` |" in text and "| code version | `abc123` |" in text
+    card = (tmp_path / "model_card.md").read_text()
+    assert card.startswith(f"# Model card: m `{result['version']}`")
+    assert card == open(os.path.join(result["model_uri"], names.MODEL_CARD_MD_FILE)).read()
