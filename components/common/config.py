@@ -56,7 +56,8 @@ class PipelineConfig:
     """A curated schema.pbtxt; default: the champion's schema, or inferred on the first run."""
     skew_jensen_shannon_threshold: float = 0.01
     """Numeric skew bound: Jensen-Shannon divergence (base 2) over the train split's decile bins.
-    0.01 is about PSI 0.055: a 20% rescale of a delay or income column reads 0.014-0.022."""
+    0.01 is about PSI 0.055: a 20% rescale of flights' dep_delay read 0.013-0.015 and of loans'
+    annual_income 0.017-0.031 over 50 random splits each (README, "Data validation")."""
     skew_linf_threshold: float = 0.1
     """Categorical skew bound: L-infinity distance between value frequencies."""
     drift_jensen_shannon_threshold: float = 0.01
