@@ -27,7 +27,7 @@ class Finding:
     kind: str
     short: str
     expected: str
-    seen_by_split: dict[str, str]  # split → TFDV's description there
+    seen_by_split: dict[str, str]  # split → what was seen there (TFDV's words or the distance)
 
     @property
     def splits(self) -> list[str]:

@@ -4,13 +4,14 @@
    TFExampleRecord, runs tfdv.GenerateStatistics and writes `<statistics_dir>/<split>/stats.tfrecord`
    (a binary DatasetFeatureStatisticsList; the registry keeps the train one as the baseline).
 2. The schema is the curated one if given, else the champion's, else inferred from the train
-   statistics and made robust for small data. It is written to `<schema_dir>/schema.pbtxt`.
-3. tfdv.validate_statistics checks train against the schema, train vs eval for skew (eval stands for
-   serving-like data) and train vs the champion's train statistics for drift; eval is also checked
-   against the schema on its own.
+   statistics and made robust for small data (presence required only of columns seen in every
+   train row). It is written to `<schema_dir>/schema.pbtxt`.
+3. tfdv.validate_statistics checks train and eval against the schema (and applies a curated
+   schema's own skew/drift comparators); shift.py measures skew (train vs eval) and drift (train
+   vs the champion's train statistics) per feature on quantile bins, judged against sampling noise.
 4. `<anomalies_dir>/{anomalies.pbtxt,report.json,report.md,report.html}` are written before anything
-   is raised; report.html (a self-contained page) shows train vs eval figures per feature, each
-   skew/drift distance TFDV measured against its threshold, and the anomalies first.
+   is raised; the reports (report.py) list every feature's distance, noise level and bound, and
+   show train vs eval figures per feature with the anomalies first.
 """
 
 from __future__ import annotations
