@@ -28,6 +28,7 @@ import sys
 
 from components.common import io as fio
 from components.common.errors import PipelineInputError
+from components.deploy.deploy import KSERVE, LOCAL, VERTEX, DeployConfig, build_target, previous_version
 from components.deploy.rollout import LiveState, Target
 from components.push import registry
 
@@ -67,8 +68,6 @@ def _record(registry_uri: str, model_name: str, incident: Incident) -> None:
 
 def pull(target: Target, registry_uri: str, model_name: str, *, reason: str, by: str = "") -> Incident:
     """Route 100% of traffic to the previous version (see the module docstring)."""
-    from components.deploy.deploy import previous_version
-
     if not reason.strip():
         raise PipelineInputError("the kill switch needs a reason (it is recorded with the incident)")
     by = by or getpass.getuser()
@@ -105,8 +104,6 @@ def pull(target: Target, registry_uri: str, model_name: str, *, reason: str, by:
 
 
 def _build_target(args) -> Target:
-    from components.deploy.deploy import KSERVE, LOCAL, VERTEX, DeployConfig, build_target
-
     if args.target == LOCAL:
         from components.deploy.local import LocalConfig, LocalTarget
 

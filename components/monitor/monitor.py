@@ -303,7 +303,7 @@ def load_baseline(config: MonitorConfig) -> Baseline:
     if not stats.datasets:
         raise PipelineInputError(f"{stats_uri} holds no dataset statistics")
     dataset = next((d for d in stats.datasets if d.name == names.TRAIN), stats.datasets[0])
-    by_name = {".".join(f.path.step) or f.name: f for f in dataset.features}
+    by_name = {tfdv_stats.feature_name(f): f for f in dataset.features}
     info_uri = fio.join(version_uri, names.MODEL_INFO_FILE)
     info = fio.read_json(info_uri) if fio.exists(info_uri) else {}
     raw_types: dict[str, str] = info.get("raw_feature_types") or {}

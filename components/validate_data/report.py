@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from components.common import drift, names
+from components.common import drift, names, tfdv_stats
 from components.validate_data import shift
 from components.validate_data.findings import DATASET_FEATURE, KIND_DRIFT, KIND_SKEW, Finding
 
@@ -92,7 +92,7 @@ def feature_summaries(stats) -> dict[str, dict]:
     if not stats.datasets:
         return out
     for feature in stats.datasets[0].features:
-        name = ".".join(feature.path.step) or feature.name
+        name = tfdv_stats.feature_name(feature)
         kind = feature.WhichOneof("stats")
         if kind == "num_stats":
             ns = feature.num_stats
