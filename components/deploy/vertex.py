@@ -43,6 +43,7 @@ from __future__ import annotations
 import concurrent.futures
 import dataclasses
 import importlib
+import json
 import logging
 import re
 import time
@@ -51,7 +52,7 @@ from typing import Any
 
 from components.common.errors import PipelineInputError
 from components.common.images import SERVING_IMAGE
-from components.deploy.replay import ReplayConfig, ReplayRows, count_answer
+from components.deploy.replay import Batch, ReplayConfig, ReplayRows, count_answer
 from components.deploy.rollout import LiveState, ModelRef, VersionStats
 
 log = logging.getLogger(__name__)
@@ -63,6 +64,10 @@ NEW_MODEL_KEY = "0"
 UNRECORDED = "unrecorded"
 HEALTH_ROUTE = "/v2/health/ready"
 _ALIAS = re.compile(r"[a-z][a-zA-Z0-9-]{0,126}[a-z0-9]")
+
+
+# rawPredict's answer names the DeployedModel that served it here (aiplatform reads the same header).
+DEPLOYED_MODEL_ID_HEADER = "X-Vertex-AI-Deployed-Model-Id"
 
 
 class VertexError(RuntimeError):
@@ -162,7 +167,7 @@ class VertexTarget:
                                 endpoint_display_name="" if by_name else (endpoint or config.model_name)))
 
     def observer(self, config, candidate: ModelRef) -> "VertexObserver":
-        """deploy.build_observer's hook: replayed held-out rows through Endpoint.predict."""
+        """deploy.build_observer's hook: replayed held-out rows through rawPredict."""
         from components.deploy.replay import load_replay
 
         rows, labels = load_replay(config.data, candidate.uri, config.max_rows, "vertex")
@@ -373,8 +378,8 @@ class _Answer:
 
 
 class VertexObserver:
-    """`rollout.Observer`: replayed rows through Endpoint.predict, each answer attributed by
-    Prediction.deployed_model_id (the DeployedModel that served it).
+    """`rollout.Observer`: replayed rows through rawPredict, each answer attributed by
+    the X-Vertex-AI-Deployed-Model-Id header (the DeployedModel that served it).
 
     A failed call names no deployed model, and an answer from a deployed model that is neither the
     stable nor the candidate cannot be placed: both count as the CANDIDATE's errors (fail safe: an
@@ -392,14 +397,23 @@ class VertexObserver:
         self.progress = progress
         self.replay = ReplayRows(rows, config, labels)
 
-    def _predict(self, endpoint, batch: list[dict]) -> _Answer:
+    def _predict(self, endpoint, batch: Batch) -> _Answer:
+        """One replayed request through rawPredict, which, unlike Endpoint.predict, sends our
+        headers: x-synthetic-traffic keeps replayed rows out of the monitor's traffic. The answer's
+        X-Vertex-AI-Deployed-Model-Id header names the DeployedModel that served it."""
         started = time.perf_counter()
         answer = _Answer()
         try:
-            prediction = endpoint.predict(instances=batch, timeout=self.config.timeout_s)
-            answer.deployed_model_id = str(prediction.deployed_model_id)
-            answer.predictions = [float(p) for p in prediction.predictions]
-            answer.ok = True
+            response = endpoint.raw_predict(body=json.dumps({"instances": batch.rows}).encode(),
+                                            headers=self.config.headers(batch.request_id),
+                                            timeout=self.config.timeout_s)
+            if response.status_code == 200:
+                answer.deployed_model_id = str(response.headers.get(DEPLOYED_MODEL_ID_HEADER, ""))
+                answer.predictions = [float(p) for p in response.json()["predictions"]]
+                answer.ok = True
+            else:
+                log.debug("rawPredict on %s answered %s", getattr(endpoint, "resource_name", endpoint),
+                          response.status_code)
         except Exception as exc:  # noqa: BLE001 - any failure of a call is an error of the window
             log.debug("predict on %s failed: %s", getattr(endpoint, "resource_name", endpoint), exc)
         answer.latency_ms = (time.perf_counter() - started) * 1000
@@ -424,7 +438,7 @@ class VertexObserver:
         started = time.perf_counter()
         batches = self.replay.take(self.requests_per_step)
         with concurrent.futures.ThreadPoolExecutor(self.config.concurrency) as pool:
-            results = list(pool.map(lambda batch: [self._predict(e, batch.rows) for e in endpoints], batches))
+            results = list(pool.map(lambda batch: [self._predict(e, batch) for e in endpoints], batches))
         for batch, answers in zip(batches, results):
             first = answers[0]
             if percent == 0:

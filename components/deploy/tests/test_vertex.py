@@ -8,19 +8,21 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import itertools
+import json
 import re
 import types
 from pathlib import Path
 from unittest import mock
 
 import pytest
+import requests
 from google.api_core import exceptions as gexc
 from google.cloud import aiplatform
-from google.cloud.aiplatform.models import Prediction
 from google.cloud.aiplatform_v1.types import DeployedModel
 from google.cloud.aiplatform_v1.types import Endpoint as EndpointProto
 from google.cloud.aiplatform_v1.types import Model as ModelProto
 
+from components.common import names
 from components.common.errors import PipelineInputError
 from components.common.images import SERVING_IMAGE
 from components.deploy import analysis
@@ -71,8 +73,9 @@ class FakeEndpoint:
         self.mock.deploy.side_effect = self.deploy
         self.mock.update.side_effect = self.update
         self.mock.undeploy.side_effect = self.undeploy
-        self.mock.predict.side_effect = self.predict
+        self.mock.raw_predict.side_effect = self.raw_predict
         self.requests = 0
+        self.request_headers: list[dict] = []
         self._publish()
 
     def _publish(self) -> None:
@@ -120,8 +123,11 @@ class FakeEndpoint:
         self.split.pop(deployed_model_id, None)
         self._publish()
 
-    def predict(self, instances, timeout=None, **kwargs):
+    def raw_predict(self, body, headers, timeout=None, **kwargs):
+        """Endpoint.raw_predict: a requests.Response, the serving DeployedModel in its header."""
         self.requests += 1
+        self.request_headers.append(dict(headers))
+        instances = json.loads(body)["instances"]
         ordered = sorted(self.split.items(), key=lambda kv: -kv[1])  # stable first, canary last
         n, chosen, cumulative = self.requests % 100, ordered[-1][0], 0
         for deployed_id, percent in reversed(ordered):
@@ -130,10 +136,14 @@ class FakeEndpoint:
                 chosen = deployed_id
                 break
         version = next(d.display_name for d in self.deployed if d.id == chosen).rpartition("@")[2]
+        response = requests.models.Response()
         if version in self.vertex.broken or (self.vertex.fail_every and self.requests % self.vertex.fail_every == 0):
-            raise gexc.ServiceUnavailable("503 upstream connect error")
-        return Prediction(predictions=[0.25] * len(instances), deployed_model_id=chosen, model_version_id="1",
-                          model_resource_name="projects/x/models/y")
+            response.status_code, response._content = 503, b"upstream connect error"
+            return response
+        response.status_code = 200
+        response._content = json.dumps({"predictions": [0.25] * len(instances)}).encode()
+        response.headers[vx.DEPLOYED_MODEL_ID_HEADER] = chosen
+        return response
 
     def mutations(self) -> list[tuple]:
         return [(c[0], c.args, c.kwargs) for c in self.mock.method_calls if c[0] in MUTATING]
@@ -445,6 +455,16 @@ def test_observer_attributes_by_deployed_model_id_and_failures_to_the_canary():
     assert (canary.requests, canary.errors) == (13, 4)
     assert (stable.requests, stable.errors) == (87, 0)
     assert len(canary.predictions) == 9 * 2 and len(stable.latencies_ms) == 87
+    # Replayed rows are marked synthetic, so the monitor leaves them out of users' traffic.
+    sent = vertex.endpoint().request_headers
+    assert all(h.get(names.SYNTHETIC_TRAFFIC_HEADER) == "replay" and h.get("x-request-id") for h in sent)
+
+
+def test_observer_sends_unmarked_requests_where_replay_stands_in_for_users():
+    vertex, target = make(recorded_endpoint())
+    vx.VertexObserver(target, V2, ROWS, ReplayConfig(rows_per_request=2, concurrency=1, synthetic=False), 10,
+                      progress=lambda line: None)(10)
+    assert not any(names.SYNTHETIC_TRAFFIC_HEADER in h for h in vertex.endpoint().request_headers)
 
 
 def test_observer_mirrors_batches_to_the_shadow_endpoint():
