@@ -1,5 +1,5 @@
 """KServe target against an autospec'd CustomObjectsApi backed by a small stand-in for the API
-server and KServe's Serverless controller (recorded object shapes in recorded/), and the replay
+server and KServe's Serverless controller (hand-built object shapes in shapes/, validated against the CRD schema), and the replay
 observer against httpx.MockTransport. No cluster, no network, no sleeping."""
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from components.deploy.rollout import (
 from components.deploy.tests.fakes import ScriptedObserver
 from tests.k8s_schemas import ROOT, validation_errors
 
-RECORDED = Path(__file__).parent / "recorded"
+SHAPES = Path(__file__).parent / "shapes"
 REGISTRY = "gs://kfp-prod-registry/registry/model/versions"
 V1 = ModelRef("model", "v20261120T093000Z-5d1e2f3a", f"{REGISTRY}/v20261120T093000Z-5d1e2f3a")
 V2 = ModelRef("model", "v20261123T001142Z-c48fedb3", f"{REGISTRY}/v20261123T001142Z-c48fedb3")
@@ -37,8 +37,8 @@ WRITE = {"field_manager": "kfp-prod-components-deploy", "field_validation": "Str
 POLICY = RolloutPolicy(steps=(10, 50, 100), requests_per_step=400, min_requests=30)
 
 
-def recorded(name: str) -> dict:
-    return json.loads((RECORDED / name).read_text())
+def shape(name: str) -> dict:
+    return json.loads((SHAPES / name).read_text())
 
 
 class FakeKServe:
@@ -185,11 +185,11 @@ def make_target(cluster: FakeKServe, clock: Clock | None = None, **config) -> ks
 
 
 def stable_cluster(**kwargs) -> FakeKServe:
-    return FakeKServe(recorded("kserve_isvc_stable.json"), **kwargs)
+    return FakeKServe(shape("kserve_isvc_stable.json"), **kwargs)
 
 
 def canary_cluster(**kwargs) -> FakeKServe:
-    return FakeKServe(recorded("kserve_isvc_canary10.json"), **kwargs)
+    return FakeKServe(shape("kserve_isvc_canary10.json"), **kwargs)
 
 
 CANARY_10 = {
@@ -210,8 +210,8 @@ ROLLBACK = {
 # ------------------------------------------------------------------------------ shapes
 
 
-def test_recorded_objects_are_valid_and_read_right():
-    stable, canary = recorded("kserve_isvc_stable.json"), recorded("kserve_isvc_canary10.json")
+def test_hand_built_objects_are_valid_and_read_right():
+    stable, canary = shape("kserve_isvc_stable.json"), shape("kserve_isvc_canary10.json")
     assert validation_errors(stable) == [] and validation_errors(canary) == []
     assert ks.live_state(stable, None, "model") == LiveState(stable=V1)
     assert ks.live_state(canary, None, "model") == LiveState(stable=V1, canary=V2, canary_percent=10)
@@ -363,7 +363,7 @@ def test_operations_are_idempotent_after_they_ran():
 
 @pytest.mark.parametrize("mode", ["RawDeployment", "Standard", None])
 def test_a_canary_outside_serverless_mode_is_refused_before_any_change(mode):
-    obj = recorded("kserve_isvc_stable.json")
+    obj = shape("kserve_isvc_stable.json")
     if mode is None:  # neither asked nor reported: cannot tell
         del obj["metadata"]["annotations"][ks.DEPLOYMENT_MODE]
         del obj["status"]["deploymentMode"]

@@ -1,7 +1,7 @@
 """Vertex AI target against autospec'd aiplatform.Endpoint / aiplatform.Model classes whose
 behaviour follows the Vertex API's traffic rules (splits sum to 100, "0" names the model being
-deployed, a model is undeployed only once its traffic moved away), starting from recorded
-resource shapes (recorded/vertex_*.json, parsed strictly into the v1 protos). No network."""
+deployed, a model is undeployed only once its traffic moved away), starting from hand-built
+resource shapes (shapes/vertex_*.json, parsed strictly into the v1 protos). No network."""
 
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ from components.deploy.rollout import (
 )
 from components.deploy.tests.fakes import ScriptedObserver
 
-RECORDED = Path(__file__).parent / "recorded"
+SHAPES = Path(__file__).parent / "shapes"
 REGISTRY = "gs://kfp-prod-registry/registry/model/versions"
 V1 = ModelRef("model", "v20261120T093000Z-5d1e2f3a", f"{REGISTRY}/v20261120T093000Z-5d1e2f3a")
 V2 = ModelRef("model", "v20261123T001142Z-c48fedb3", f"{REGISTRY}/v20261123T001142Z-c48fedb3")
@@ -45,14 +45,14 @@ POLICY = RolloutPolicy(steps=(10, 50, 100), requests_per_step=400, min_requests=
 MUTATING = ("deploy", "update", "undeploy")
 
 
-def recorded_endpoint() -> EndpointProto:
-    return EndpointProto.from_json((RECORDED / "vertex_endpoint_canary10.json").read_text(),
+def shaped_endpoint() -> EndpointProto:
+    return EndpointProto.from_json((SHAPES / "vertex_endpoint_canary10.json").read_text(),
                                    ignore_unknown_fields=False)
 
 
-def recorded_models() -> list[ModelProto]:
-    v2 = ModelProto.from_json((RECORDED / "vertex_model_v2.json").read_text(), ignore_unknown_fields=False)
-    v1 = ModelProto.from_json((RECORDED / "vertex_model_v2.json").read_text().replace(V2.version, V1.version)
+def shaped_models() -> list[ModelProto]:
+    v2 = ModelProto.from_json((SHAPES / "vertex_model_v2.json").read_text(), ignore_unknown_fields=False)
+    v1 = ModelProto.from_json((SHAPES / "vertex_model_v2.json").read_text().replace(V2.version, V1.version)
                               .replace(V2.version.lower(), V1.version.lower())
                               .replace("1122334455667788990", "7766554433221100998")
                               .replace(CANARY_ID, STABLE_ID), ignore_unknown_fields=False)
@@ -217,14 +217,14 @@ class FakeVertex:
 
 
 def stable_endpoint() -> EndpointProto:
-    proto = recorded_endpoint()
+    proto = shaped_endpoint()
     del proto.deployed_models[1]
     proto.traffic_split = {STABLE_ID: 100}
     return proto
 
 
 def make(endpoint: EndpointProto | None = None, models=None, **kwargs) -> tuple[FakeVertex, vx.VertexTarget]:
-    vertex = FakeVertex(endpoint, recorded_models() if models is None else models, **kwargs)
+    vertex = FakeVertex(endpoint, shaped_models() if models is None else models, **kwargs)
     return vertex, vx.VertexTarget(vx.VertexConfig(endpoint_display_name="model", machine_type="n1-standard-4",
                                                    min_replica_count=1, max_replica_count=3, **SCOPE),
                                    aiplatform=vertex.module)
@@ -236,8 +236,8 @@ DEPLOY_KWARGS = {"machine_type": "n1-standard-4", "min_replica_count": 1, "max_r
 # ------------------------------------------------------------------------------ shapes
 
 
-def test_recorded_shapes_parse_strictly_and_read_as_a_10_percent_canary():
-    endpoint = recorded_endpoint()
+def test_hand_built_shapes_parse_strictly_and_read_as_a_10_percent_canary():
+    endpoint = shaped_endpoint()
     assert sum(endpoint.traffic_split.values()) == 100
     assert {d.id for d in endpoint.deployed_models} == set(endpoint.traffic_split)
     _, target = make(endpoint)
@@ -254,7 +254,7 @@ def test_roles_read_a_50_50_split_by_deployment_time_and_refuse_three_models():
 
 
 def test_fake_enforces_the_vertex_rules_it_is_trusted_for():
-    vertex, _ = make(recorded_endpoint())
+    vertex, _ = make(shaped_endpoint())
     endpoint = vertex.endpoint().mock
     with pytest.raises(gexc.FailedPrecondition, match="still has 90%"):
         endpoint.undeploy(deployed_model_id=STABLE_ID)
@@ -312,14 +312,14 @@ def test_canary_10_deploys_the_candidate_with_key_0_and_a_split_summing_to_100()
 
 
 def test_step_50_only_updates_the_split():
-    vertex, target = make(recorded_endpoint())
+    vertex, target = make(shaped_endpoint())
     target.set_canary(V2, 50)
     assert vertex.endpoint().mutations() == [("update", (), {"traffic_split": {CANARY_ID: 50, STABLE_ID: 50}})]
     assert target.live() == LiveState(stable=V1, canary=V2, canary_percent=50), "50/50 read by deployment time"
 
 
 def test_promote_moves_the_traffic_before_undeploying_the_old_stable():
-    vertex, target = make(recorded_endpoint())
+    vertex, target = make(shaped_endpoint())
     target.promote(V2)
     assert vertex.endpoint().mutations() == [
         ("update", (), {"traffic_split": {CANARY_ID: 100}}),
@@ -330,7 +330,7 @@ def test_promote_moves_the_traffic_before_undeploying_the_old_stable():
 
 
 def test_rollback_moves_the_traffic_back_before_undeploying_the_canary():
-    vertex, target = make(recorded_endpoint())
+    vertex, target = make(shaped_endpoint())
     target.rollback()
     assert vertex.endpoint().mutations() == [
         ("update", (), {"traffic_split": {STABLE_ID: 100}}),
@@ -347,7 +347,7 @@ def test_rollback_moves_the_traffic_back_before_undeploying_the_canary():
     ("canary", lambda t: t.set_canary(V2, 10)),
 ], ids=["deploy", "promote", "rollback", "stop_shadow", "set_canary"])
 def test_rerunning_an_operation_that_is_already_done_makes_no_call(start, operation):
-    vertex, target = make(stable_endpoint() if start == "stable" else recorded_endpoint())
+    vertex, target = make(stable_endpoint() if start == "stable" else shaped_endpoint())
     before = target.live()
     operation(target)
     assert vertex.endpoint().mutations() == [] and vertex.class_mutations() == 0
@@ -355,7 +355,7 @@ def test_rerunning_an_operation_that_is_already_done_makes_no_call(start, operat
 
 
 def test_a_leftover_at_zero_percent_is_reused_for_the_canary_and_cleaned_by_rollback():
-    proto = recorded_endpoint()
+    proto = shaped_endpoint()
     proto.traffic_split = {STABLE_ID: 100}  # a run stopped after moving the traffic, before the undeploy
     vertex, target = make(proto)
     assert target.live() == LiveState(stable=V1)
@@ -368,7 +368,7 @@ def test_a_leftover_at_zero_percent_is_reused_for_the_canary_and_cleaned_by_roll
 
 
 def test_a_canary_of_another_candidate_is_taken_out_first():
-    vertex, target = make(recorded_endpoint())
+    vertex, target = make(shaped_endpoint())
     v3 = ModelRef("model", "v20261124T000000Z-0a0a0a0a", f"{REGISTRY}/v20261124T000000Z-0a0a0a0a")
     target.set_canary(v3, 10)
     calls = vertex.endpoint().mutations()
@@ -447,7 +447,7 @@ def observer_for(target, requests: int) -> vx.VertexObserver:
 
 
 def test_observer_attributes_by_deployed_model_id_and_failures_to_the_canary():
-    vertex, target = make(recorded_endpoint(), fail_every=25)
+    vertex, target = make(shaped_endpoint(), fail_every=25)
     stable, canary = observer_for(target, 100)(10)
     assert vertex.endpoint().requests == 100
     assert (stable.version, canary.version) == (V1.version, V2.version)
@@ -461,7 +461,7 @@ def test_observer_attributes_by_deployed_model_id_and_failures_to_the_canary():
 
 
 def test_observer_sends_unmarked_requests_where_replay_stands_in_for_users():
-    vertex, target = make(recorded_endpoint())
+    vertex, target = make(shaped_endpoint())
     vx.VertexObserver(target, V2, ROWS, ReplayConfig(rows_per_request=2, concurrency=1, synthetic=False), 10,
                       progress=lambda line: None)(10)
     assert not any(names.SYNTHETIC_TRAFFIC_HEADER in h for h in vertex.endpoint().request_headers)
