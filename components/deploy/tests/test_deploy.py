@@ -335,3 +335,26 @@ def test_replay_runs_inside_a_running_event_loop_as_in_a_notebook():
         return run_coroutine(answer())
 
     assert run_coroutine(answer()) == 42 and asyncio.run(notebook_cell()) == 42
+
+
+def test_the_component_defaults_are_the_rollout_policys():
+    """KFP runs a component's source alone (module constants are not there), so its signature keeps
+    literal defaults; they must be RolloutPolicy's, as DeployConfig's and the pipeline config's are."""
+    import inspect
+
+    from components.common.config import PipelineConfig
+    from components.common.rollout_policy import RolloutPolicy
+    from components.deploy.component import deploy as deploy_component
+
+    params = inspect.signature(deploy_component.python_func).parameters
+    policy, config, pipeline = RolloutPolicy(), dep.DeployConfig(target=names.DEPLOY_NONE), PipelineConfig(data_uri="x.csv", label="y")
+    component_names = {"deploy_mode": "mode", "canary_steps": "steps"}
+    for name, param in params.items():
+        field = component_names.get(name, name)
+        if param.default is inspect.Parameter.empty or not hasattr(policy, field):
+            continue
+        expected = getattr(policy, field)
+        assert (tuple(param.default) if name == "canary_steps" else param.default) == expected, name
+        assert getattr(config, field) == expected, field
+        if hasattr(pipeline, name):
+            assert (tuple(getattr(pipeline, name)) if name == "canary_steps" else getattr(pipeline, name)) == expected
