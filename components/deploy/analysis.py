@@ -32,6 +32,7 @@ import numpy as np
 
 from components.common import drift
 from components.common import html_report as hr
+from components.common.ranking import auc_score
 from components.deploy.rollout import (
     ABORTED, FIRST_DEPLOY, INCONCLUSIVE, PROMOTED, ROLLED_BACK, SHADOW_FAILED, SHADOW_PASSED, UNCHANGED,
     RolloutPolicy, RolloutResult, StepDecision, VersionStats,
@@ -53,8 +54,6 @@ CHECK_QUALITY = "live AUC vs stable"
 
 def auc_with_error(labels: list[int], scores: list[float]) -> tuple[float, float] | None:
     """ROC AUC and its Hanley–McNeil (1982) standard error; None without both classes."""
-    from components.monitor.feedback import auc_score
-
     y = np.asarray(labels, dtype=bool)
     auc = auc_score(y, np.asarray(scores, dtype=np.float64))
     if auc is None:

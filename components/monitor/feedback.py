@@ -30,6 +30,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from components.common import io as fio
+from components.common.ranking import auc_score
 from components.common.errors import PipelineInputError
 from components.monitor.monitor import MISSING, LogCounts, LogFilter, parse_time, read_log
 
@@ -83,19 +84,6 @@ class FeedbackResult:
 
 
 # ------------------------------------------------------------------------------ metrics
-
-
-def auc_score(labels: np.ndarray, scores: np.ndarray) -> float | None:
-    """ROC AUC by the rank-sum (Mann–Whitney) formula, tied scores sharing their average rank."""
-    labels = np.asarray(labels).astype(bool)
-    scores = np.asarray(scores, dtype=np.float64)
-    positives, negatives = int(labels.sum()), int((~labels).sum())
-    if positives == 0 or negatives == 0:
-        return None
-    _, inverse, counts = np.unique(scores, return_inverse=True, return_counts=True)
-    average_rank = np.cumsum(counts) - (counts - 1) / 2.0  # 1-based rank of each distinct score
-    rank_sum = average_rank[inverse][labels].sum()
-    return float((rank_sum - positives * (positives + 1) / 2.0) / (positives * negatives))
 
 
 def classification_metrics(labels: np.ndarray, scores: np.ndarray, threshold: float) -> dict:
