@@ -438,6 +438,8 @@ class Splitter:
         request_id = request.headers.get("x-request-id") or str(uuid.uuid4())
         headers = {"content-type": request.headers.get("content-type", "application/json"),
                    "x-request-id": request_id}
+        if names.SYNTHETIC_TRAFFIC_HEADER in request.headers:  # replay and warm-up stay out of the monitor's traffic
+            headers[names.SYNTHETIC_TRAFFIC_HEADER] = request.headers[names.SYNTHETIC_TRAFFIC_HEADER]
         if predict and routes.shadow is not None:
             task = asyncio.ensure_future(self._forward(routes.shadow, SHADOW, request.method, path, body,
                                                        headers, request_id, record=True))

@@ -14,6 +14,7 @@ import urllib.request
 
 import pytest
 
+from components.common import names
 from components.deploy.local import (
     CANARY, PROCESSES_FILE, SHADOW, STABLE, Backend, LocalConfig, LocalTarget, Routes, Splitter, free_port,
 )
@@ -26,6 +27,7 @@ class FakeBackends:
         self.answers = answers
         self.ports: dict[str, int] = {}
         self.seen: dict[str, list[str]] = {name: [] for name in answers}
+        self.synthetic: dict[str, list[str]] = {name: [] for name in answers}
         self.loop = asyncio.new_event_loop()
         self.runners = []
         started = threading.Event()
@@ -40,6 +42,7 @@ class FakeBackends:
             for name, prediction in self.answers.items():
                 async def predict(request, name=name, prediction=prediction):
                     self.seen[name].append(request.headers.get("x-request-id", ""))
+                    self.synthetic[name].append(request.headers.get(names.SYNTHETIC_TRAFFIC_HEADER, ""))
                     body = await request.json()
                     return web.json_response({"predictions": [prediction] * len(body["instances"]),
                                               "model_version": name})
@@ -85,15 +88,25 @@ def splitter():
     started.stop()
 
 
-def post(url: str, request_id: str) -> tuple[int, dict]:
+def post(url: str, request_id: str, extra_headers: dict | None = None) -> tuple[int, dict]:
     body = json.dumps({"instances": [{}, {}]}).encode()
     request = urllib.request.Request(f"{url}/v1/models/model:predict", data=body,
-                                     headers={"content-type": "application/json", "x-request-id": request_id})
+                                     headers={"content-type": "application/json", "x-request-id": request_id,
+                                              **(extra_headers or {})})
     try:
         with urllib.request.urlopen(request, timeout=10) as response:
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as exc:
         return exc.code, json.loads(exc.read() or b"{}")
+
+
+def test_the_synthetic_traffic_marker_reaches_the_model_server(splitter, backends):
+    """Replayed and warm-up requests are marked so the model server's prediction log (the
+    monitor's input) leaves them out; the splitter must pass the marker on, and add none."""
+    splitter.set_routes(Routes(stable=backends.backend("v1")))
+    assert post(splitter.url, "m1", {names.SYNTHETIC_TRAFFIC_HEADER: "replay"})[0] == 200
+    assert post(splitter.url, "m2")[0] == 200
+    assert backends.synthetic["v1"] == ["replay", ""]
 
 
 def test_nothing_deployed_is_503(splitter):
