@@ -44,6 +44,7 @@ from pathlib import Path
 
 from components.common import io as fio
 from components.common import names
+from components.deploy.revision_metrics import RevisionMetrics
 from components.deploy.rollout import LiveState, ModelRef
 
 log = logging.getLogger(__name__)
@@ -291,6 +292,8 @@ class Splitter:
         self._routes = Routes()
         self._inflight: collections.Counter[str] = collections.Counter()
         self._records: collections.deque[RequestRecord] = collections.deque(maxlen=MAX_RECORDS)
+        self.metrics = RevisionMetrics()
+        """What a Prometheus scraping /metrics sees: queue-proxy's per-revision names and labels."""
         self._lock = threading.Lock()
         self._tasks: set[asyncio.Task] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -346,6 +349,7 @@ class Splitter:
             timeout=aiohttp.ClientTimeout(total=self.request_timeout_s), auto_decompress=False)
         app = web.Application(client_max_size=MAX_BODY_BYTES + 1024)
         app.router.add_get("/splitter/routes", self._show_routes)
+        app.router.add_get("/metrics", self._show_metrics)
         app.router.add_route("*", "/{tail:.*}", self._handle)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
@@ -423,6 +427,11 @@ class Splitter:
 
         return web.json_response(dataclasses.asdict(self._routes))
 
+    async def _show_metrics(self, request):
+        from aiohttp import web
+
+        return web.Response(text=self.metrics.render(), content_type="text/plain", charset="utf-8")
+
     async def _handle(self, request):
         from aiohttp import web
 
@@ -492,7 +501,8 @@ class Splitter:
         if status == 0:
             timeout = "Timeout" in error
             body = json.dumps({"error": f"{role} backend {backend.version} gave no answer: {error}"}).encode()
-            return (504 if timeout else 502), body, "application/json"
+            status, payload, content_type = (504 if timeout else 502), body, "application/json"
+        self.metrics.observe(backend.version, status, latency_ms)
         return status, payload, content_type
 
 

@@ -109,6 +109,23 @@ def test_the_synthetic_traffic_marker_reaches_the_model_server(splitter, backend
     assert backends.synthetic["v1"] == ["replay", ""]
 
 
+def test_metrics_are_per_revision_in_queue_proxy_names(splitter, backends):
+    from prometheus_client.parser import text_string_to_metric_families
+
+    dead = Backend(key="dead-key", version="v9", url=f"http://127.0.0.1:{free_port()}")
+    splitter.set_routes(Routes(stable=backends.backend("v1"), canary=dead, percent=30))
+    statuses = [post(splitter.url, f"p{i}")[0] for i in range(100)]
+    with urllib.request.urlopen(f"{splitter.url}/metrics", timeout=10) as response:
+        families = {f.name: f for f in text_string_to_metric_families(response.read().decode())}
+    counts = {(s.labels["revision_name"], s.labels["response_code_class"]): s.value
+              for s in families["revision_app_request_count"].samples}
+    assert counts == {("v1", "2xx"): statuses.count(200), ("v9", "5xx"): statuses.count(502)}
+    assert 0 < statuses.count(502) < 100
+    latency_counts = {s.labels["revision_name"]: s.value for s in families["revision_app_request_latencies"].samples
+                      if s.name.endswith("_count")}
+    assert latency_counts == {"v1": statuses.count(200), "v9": statuses.count(502)}
+
+
 def test_nothing_deployed_is_503(splitter):
     assert post(splitter.url, "r0")[0] == 503
 
