@@ -49,6 +49,7 @@ help:
 	@echo "make bench    benchmarks -> out/bench/*.json"
 	@echo "make deploy   canary rollout of the last pushed model against the previous one (TARGET=local)"
 	@echo "make rollback REASON=...  kill switch: 100% to the previous version now, recorded"
+	@echo "make prometheus  install Prometheus (the canary-metrics tests scrape the local splitter)"
 	@echo "make browser  install headless Chromium (report tests in the browser, docs screenshots)"
 	@echo "make monitor  drift of the served traffic vs the champion's training stats (LABELS= for live metrics)"
 	@echo "make retrain  the retraining pipeline: monitor LOG=, then on drift train on DATA= and canary it"
@@ -97,15 +98,16 @@ images:
 	  $(if $(BASE_IMAGE),--base-image $(BASE_IMAGE))
 
 # The deploy and notebook tests start real model servers (.venv-serving); report tests render
-# pages in headless Chromium (`make browser`).
-test: setup setup-serving browser
+# pages in headless Chromium (`make browser`); the canary-metrics tests scrape with a real Prometheus
+# (`make prometheus`).
+test: setup setup-serving browser prometheus
 	$(PY) -m pytest -m "not slow and not containers" $(PYTEST_ARGS)
 
 # The pipeline in its containers (kfp.local DockerRunner), on images built from this tree.
 test-containers: setup setup-serving images
 	$(PY) -m pytest -m containers $(PYTEST_ARGS)
 
-test-all: setup setup-serving browser
+test-all: setup setup-serving browser prometheus
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 # The containerized pipeline and image figures need `make images` first.
@@ -176,6 +178,13 @@ browser:
 	@command -v chromium >/dev/null || ( SUDO=$$( [ "$$(id -u)" -eq 0 ] || echo sudo ); \
 	  $$SUDO apt-get update && $$SUDO apt-get install -y --no-install-recommends chromium )
 	@chromium --version
+
+# Prometheus (Debian package) on loopback: components/deploy/tests/test_prometheus.py.
+.PHONY: prometheus
+prometheus:
+	@command -v prometheus >/dev/null || ( SUDO=$$( [ "$$(id -u)" -eq 0 ] || echo sudo ); \
+	  $$SUDO apt-get update && $$SUDO apt-get install -y --no-install-recommends prometheus )
+	@prometheus --version 2>&1 | head -1
 
 clean:
 	rm -rf out local_outputs .pytest_cache
