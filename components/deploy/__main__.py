@@ -44,10 +44,10 @@ def build_parser() -> argparse.ArgumentParser:
     for name in ("requests_per_step", "min_requests", "rows_per_request", "concurrency", "max_rows", "seed"):
         p.add_argument(f"--{name.replace('_', '-')}", type=int, default=getattr(defaults, name))
     for name in ("max_error_rate", "max_error_rate_increase", "max_p99_latency_ratio", "p99_latency_slack_ms",
-                 "max_prediction_psi", "max_auc_drop", "ready_timeout_s"):
+                 "max_prediction_psi", "max_auc_drop", "ready_timeout_s", "scrape_interval_s"):
         p.add_argument(f"--{name.replace('_', '-')}", type=float, default=getattr(defaults, name))
     for name in ("kserve_namespace", "kserve_service", "kserve_url", "vertex_project", "vertex_region",
-                 "vertex_endpoint"):
+                 "vertex_endpoint", "prometheus_url"):
         p.add_argument(f"--{name.replace('_', '-')}", default="")
     return p
 

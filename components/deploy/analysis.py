@@ -48,6 +48,7 @@ CHECK_TRAFFIC = "requests"
 CHECK_ERRORS = "error rate"
 CHECK_ERRORS_RELATIVE = "error rate vs stable"
 CHECK_LATENCY = "p99 latency"
+CHECK_SERVED_ERRORS = "served error rate"
 CHECK_SHIFT = "prediction PSI"
 CHECK_QUALITY = "live AUC vs stable"
 
@@ -113,6 +114,22 @@ def analyse(percent: int, stable: VersionStats, canary: VersionStats, policy: Ro
               f"({stable.errors}/{stable.requests}) + {_pct(policy.max_error_rate_increase)} "
               f"(max_error_rate_increase) = {_pct(relative_bound)}")
 
+    # All the traffic the canary revision served (users' too), from the metrics provider.
+    served = canary.served
+    if served is not None:
+        n, errors, source = served["requests"], served["errors"], served["source"]
+        over = f"over {served['window_s']} s ({source})"
+        if n < policy.min_requests:
+            check(CHECK_SERVED_ERRORS, None, policy.max_error_rate, None,
+                  f"too few served requests: the {who} revision served {n:.0f} {over}, fewer than the "
+                  f"minimum {policy.min_requests}")
+        else:
+            rate = errors / n
+            check(CHECK_SERVED_ERRORS, rate, policy.max_error_rate, rate <= policy.max_error_rate,
+                  f"{who} revision's 5xx rate on all served traffic {_pct(rate)} ({errors:.0f}/{n:.0f} "
+                  f"{over}) {'>' if rate > policy.max_error_rate else '<='} bound "
+                  f"{_pct(policy.max_error_rate)} (max_error_rate)")
+
     # Latency: judged only on enough answers, against the stable's p99 in the same window.
     p99_c, p99_s = p99(canary.latencies_ms), p99(stable.latencies_ms)
     p99_bound = None if p99_s is None else p99_s * policy.max_p99_latency_ratio + policy.p99_latency_slack_ms
@@ -174,6 +191,12 @@ def analyse(percent: int, stable: VersionStats, canary: VersionStats, policy: Ro
         "predictions_stable": len(stable.predictions), "predictions_canary": len(canary.predictions),
         "min_requests": policy.min_requests,
     }
+    for role, stats in (("stable", stable), ("canary", canary)):
+        if stats.served is not None:  # each step's served figures name their source in result.json
+            figures.update({f"served_requests_{role}": stats.served["requests"],
+                            f"served_errors_{role}": stats.served["errors"],
+                            f"served_p99_ms_{role}": stats.served["p99_ms"]})
+            figures["served_source"] = stats.served["source"]
     return StepDecision(percent=percent, passed=not reasons and not pending, reasons=reasons, figures=figures,
                         checks=checks, pending=pending)
 

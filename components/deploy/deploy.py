@@ -74,6 +74,13 @@ class DeployConfig:
     max_rows: int = 0
     seed: int = 0
 
+    # Served traffic from a metrics provider, judged beside the replay (components/deploy/prometheus.py).
+    prometheus_url: str = ""
+    """A Prometheus query API that scrapes the revisions (queue-proxy on KServe, the splitter
+    locally); empty = the steps are judged on the replayed requests only."""
+    scrape_interval_s: float = 15.0
+    """Its scrape interval: each window waits this long so its last requests are counted."""
+
     # local target.
     state_dir: str = ""
     serving_python: str = ""
@@ -106,6 +113,8 @@ class DeployConfig:
                 problems.append("registry_uri is required (the registry the push step writes)")
             if self.mode not in MODES:
                 problems.append(f"mode must be one of {MODES}, got {self.mode!r}")
+            if self.prometheus_url and not self.scrape_interval_s > 0:
+                problems.append(f"scrape_interval_s must be > 0, got {self.scrape_interval_s}")
             if self.rows_per_request < 1 or self.concurrency < 1 or self.max_rows < 0:
                 problems.append("rows_per_request and concurrency must be >= 1, max_rows >= 0")
         if self.target == LOCAL:
@@ -215,9 +224,21 @@ def build_target(config: DeployConfig) -> Target:
 
 def build_observer(config: DeployConfig, target: Target, candidate: ModelRef, stable: Callable[[], str | None],
                    progress: Callable[[str], None]) -> Observer:
-    """A target's own observer when it has one (`target.observer(config, candidate)`, e.g. serving
-    metrics of a cluster); else replayed rows: through the local splitter (exact attribution) or
-    to a remote URL (attribution by the response's model_version)."""
+    """A target's own observer when it has one (`target.observer(config, candidate)`); else
+    replayed rows: through the local splitter (exact attribution) or to a remote URL (attribution
+    by the response's model_version). With `prometheus_url`, each window also carries what each
+    revision served, users' traffic included."""
+    observer = _replay_observer(config, target, candidate, stable, progress)
+    if not config.prometheus_url:
+        return observer
+    from components.deploy.prometheus import PrometheusProvider, ServedMetricsObserver
+
+    progress(f"each step also judges the revisions' served traffic from {config.prometheus_url}")
+    return ServedMetricsObserver(observer, PrometheusProvider(config.prometheus_url), config.scrape_interval_s)
+
+
+def _replay_observer(config: DeployConfig, target: Target, candidate: ModelRef, stable: Callable[[], str | None],
+                     progress: Callable[[str], None]) -> Observer:
     own = getattr(target, "observer", None)
     if callable(own):
         return own(config, candidate)

@@ -10,10 +10,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import time
+from collections.abc import Callable
 import urllib.parse
 import urllib.request
 
 from components.deploy.revision_metrics import COUNT, LATENCIES
+from components.deploy.rollout import Observer, VersionStats
 
 
 class PrometheusError(RuntimeError):
@@ -71,3 +74,30 @@ class PrometheusProvider:
         values = {name: self.query(q) for name, q in queries(revision, window_s).items()}
         return RevisionFigures(revision=revision, requests=values["requests"] or 0.0, errors=values["errors"] or 0.0,
                                p99_ms=values["p99_ms"], window_s=window_s, source=f"prometheus {self.url}")
+
+
+class ServedMetricsObserver:
+    """An `rollout.Observer` around another (the replay): after each window it adds what each
+    revision served since its step began, users' traffic included, from Prometheus
+    (`VersionStats.served`), which `analysis.analyse` judges beside the replayed answers. The
+    query covers the whole step (windows accumulate) plus one scrape interval, after waiting that
+    interval so the window's last requests are scraped. `revision_of` maps a version to its
+    revision label (identity for the local splitter; KServe names revisions <isvc>-predictor-NNNNN)."""
+
+    def __init__(self, inner: Observer, provider: PrometheusProvider, scrape_interval_s: float,
+                 revision_of: Callable[[str], str] = lambda version: version,
+                 clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep):
+        self.inner, self.provider, self.scrape_interval_s = inner, provider, scrape_interval_s
+        self.revision_of, self.clock, self.sleep = revision_of, clock, sleep
+        self._percent: int | None = None
+        self._step_started = 0.0
+
+    def __call__(self, percent: int) -> tuple[VersionStats, VersionStats]:
+        if percent != self._percent:
+            self._percent, self._step_started = percent, self.clock()
+        stable, canary = self.inner(percent)
+        self.sleep(self.scrape_interval_s)
+        window_s = math.ceil(self.clock() - self._step_started + self.scrape_interval_s)
+        for stats in (stable, canary):
+            stats.served = dataclasses.asdict(self.provider.figures(self.revision_of(stats.version), window_s))
+        return stable, canary

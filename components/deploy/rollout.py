@@ -77,11 +77,17 @@ class VersionStats:
     """The true labels of `predictions`, in order, when the traffic was labelled (replayed eval
     rows); empty otherwise."""
 
+    served: dict | None = None
+    """What the revision served over the step so far, from a metrics provider: all its traffic,
+    users' included (prometheus.RevisionFigures as a dict: requests, errors, p99_ms, window_s,
+    source); None without one."""
+
     def merged(self, later: "VersionStats") -> "VersionStats":
         """These figures and a later window's of the same version, as one window."""
         return VersionStats(self.version, self.requests + later.requests, self.errors + later.errors,
                             self.latencies_ms + later.latencies_ms, self.predictions + later.predictions,
-                            self.labels + later.labels)
+                            self.labels + later.labels,
+                            served=later.served if later.served is not None else self.served)  # step-long query
 
 
 @dataclasses.dataclass

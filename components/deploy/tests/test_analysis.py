@@ -221,3 +221,13 @@ def test_auc_standard_error_matches_the_hanley_mcneil_table_value():
     expected = np.sqrt((auc * (1 - auc) + 49 * (q1 - auc ** 2) + 49 * (q2 - auc ** 2)) / 2500)
     assert se == pytest.approx(expected) and 0.03 < se < 0.06
     assert analysis.auc_with_error([1, 1], [0.2, 0.3]) is None
+
+
+def test_served_figures_too_few_to_judge_hold_the_step_and_are_recorded():
+    stable, canary = stats("v1", 360), stats("v2", 40)
+    served = {"requests": 5.0, "errors": 5.0, "p99_ms": 30.0, "window_s": 12, "source": "prometheus http://p"}
+    stable.served, canary.served = dict(served, requests=400.0, errors=0.0), served
+    decision = analysis.analyse(10, stable, canary, POLICY)
+    assert decision.inconclusive and not decision.reasons
+    assert any("too few served requests" in p for p in decision.pending)
+    assert decision.figures["served_requests_canary"] == 5.0 and decision.figures["served_source"] == "prometheus http://p"

@@ -23,8 +23,10 @@ from components.deploy.local import (
 class FakeBackends:
     """aiohttp apps answering V1 like the model server: {"predictions": [p], "model_version": name}."""
 
-    def __init__(self, answers: dict[str, float]):
+    def __init__(self, answers: dict[str, float], fail_unmarked: frozenset[str] = frozenset()):
         self.answers = answers
+        self.fail_unmarked = fail_unmarked
+        """Backends that answer 500 to requests without x-synthetic-traffic (users' traffic) only."""
         self.ports: dict[str, int] = {}
         self.seen: dict[str, list[str]] = {name: [] for name in answers}
         self.synthetic: dict[str, list[str]] = {name: [] for name in answers}
@@ -43,6 +45,8 @@ class FakeBackends:
                 async def predict(request, name=name, prediction=prediction):
                     self.seen[name].append(request.headers.get("x-request-id", ""))
                     self.synthetic[name].append(request.headers.get(names.SYNTHETIC_TRAFFIC_HEADER, ""))
+                    if name in self.fail_unmarked and names.SYNTHETIC_TRAFFIC_HEADER not in request.headers:
+                        return web.json_response({"error": "broken on real traffic"}, status=500)
                     body = await request.json()
                     return web.json_response({"predictions": [prediction] * len(body["instances"]),
                                               "model_version": name})
