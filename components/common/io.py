@@ -1,15 +1,23 @@
-"""File helpers that work on local paths and on tf.io.gfile URIs (gs://, s3:// with tensorflow-io)."""
+"""File helpers over fsspec: local paths, gs:// (gcsfs) and s3:// (s3fs) through one code path.
+
+Endpoints come from the standard environment: `STORAGE_EMULATOR_HOST` (gcsfs: fake-gcs-server) and
+`AWS_ENDPOINT_URL` / `AWS_ENDPOINT_URL_S3` (botocore: MinIO, moto), so no endpoint flag is needed.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import os
+import posixpath
 import uuid
 from typing import Any
 
+import fsspec
+
 
 def _gfile():
+    """tf.io.gfile, for the callers that still read TFRecords through TensorFlow (monitor, tfdv_stats)."""
     import tensorflow as tf  # deferred: keeps importing the config light
 
     return tf.io.gfile
@@ -17,6 +25,16 @@ def _gfile():
 
 def is_local(uri: str) -> bool:
     return "://" not in uri
+
+
+def _fs(uri: str):
+    """(filesystem, path) for a URI. s3fs does not read AWS_ENDPOINT_URL_S3 itself (botocore's
+    env-config only covers some client paths), so it is passed explicitly."""
+    if uri.startswith("s3://"):
+        endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+        if endpoint:
+            return fsspec.core.url_to_fs(uri, endpoint_url=endpoint)
+    return fsspec.core.url_to_fs(uri)
 
 
 # Object stores whose URIs every Beam worker (Dataflow, Flink, Spark) opens with Beam's own
@@ -32,26 +50,29 @@ def beam_location(artifact: Any) -> str:
 
 
 def join(*parts: str) -> str:
-    return os.path.join(*parts)
+    return os.path.join(*parts) if is_local(parts[0]) else posixpath.join(*parts)
 
 
 def exists(uri: str) -> bool:
-    return os.path.exists(uri) if is_local(uri) else _gfile().exists(uri)
+    fs, path = _fs(uri)
+    if not is_local(uri):
+        fs.invalidate_cache()  # registry readers must see other writers' objects, not a stale listing
+    return fs.exists(path)
 
 
 def makedirs(uri: str) -> None:
+    # Object stores have no directories (a no-op for keys; creates a missing bucket at most).
     if is_local(uri):
         os.makedirs(uri, exist_ok=True)
-    else:
-        _gfile().makedirs(uri)
+
+
+def read_bytes(uri: str) -> bytes:
+    fs, path = _fs(uri)
+    return fs.cat_file(path)
 
 
 def read_text(uri: str) -> str:
-    if is_local(uri):
-        with open(uri, encoding="utf-8") as f:
-            return f.read()
-    with _gfile().GFile(uri, "r") as f:
-        return f.read()
+    return read_bytes(uri).decode("utf-8")
 
 
 def read_json(uri: str) -> Any:
@@ -59,31 +80,76 @@ def read_json(uri: str) -> Any:
 
 
 def write_text_atomic(uri: str, text: str) -> None:
-    """Write whole-or-nothing: a temporary sibling, then a rename (one object PUT on GCS/S3)."""
+    """Write whole-or-nothing: locally a temporary sibling then os.replace; on GCS/S3 one PUT,
+    which is atomic per object (readers see the old object or the new one)."""
+    data = text.encode("utf-8")
+    if not is_local(uri):
+        fs, path = _fs(uri)
+        fs.pipe_file(path, data)
+        return
     parent = os.path.dirname(uri)
     if parent:
         makedirs(parent)
     tmp = f"{uri}.tmp-{uuid.uuid4().hex[:8]}"
-    if is_local(uri):
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, uri)
-    else:
-        with _gfile().GFile(tmp, "w") as f:
-            f.write(text)
-        _gfile().rename(tmp, uri, overwrite=True)
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, uri)
 
 
 def write_json_atomic(uri: str, value: Any) -> None:
     write_text_atomic(uri, json.dumps(value, indent=2, sort_keys=True, default=str) + "\n")
 
 
+def create_exclusive(uri: str, text: str) -> bool:
+    """Create `uri` only if it does not exist; False when it does. Local: O_CREAT|O_EXCL; GCS:
+    ifGenerationMatch=0; S3: IfNoneMatch='*' (fsspec's mode="create" on gcsfs and s3fs)."""
+    if is_local(uri):
+        parent = os.path.dirname(uri)
+        if parent:
+            makedirs(parent)
+        try:
+            fd = os.open(uri, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            return False
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        return True
+    fs, path = _fs(uri)
+    try:
+        fs.pipe_file(path, text.encode("utf-8"), mode="create")
+    except (FileExistsError, OSError) as exc:
+        # gcsfs raises FileExistsError/HttpError 412, s3fs FileExistsError or OSError (PreconditionFailed)
+        if isinstance(exc, FileExistsError) or "412" in str(exc) or "Precondition" in str(exc):
+            return False
+        raise
+    return True
+
+
+def remove(uri: str, recursive: bool = False) -> None:
+    fs, path = _fs(uri)
+    if fs.exists(path):
+        fs.rm(path, recursive=recursive)
+
+
+def listdir(uri: str) -> list[str]:
+    """Names (not paths) of the entries directly under a directory; [] when it is missing."""
+    if is_local(uri):
+        return sorted(os.listdir(uri)) if os.path.isdir(uri) else []
+    fs, path = _fs(uri)
+    fs.invalidate_cache()
+    try:
+        entries = fs.ls(path, detail=False)
+    except FileNotFoundError:
+        return []
+    return sorted(posixpath.basename(e.rstrip("/")) for e in entries if e.rstrip("/") != path.rstrip("/"))
+
+
 def sha256_file(uri: str, chunk: int = 1 << 20) -> str:
     digest = hashlib.sha256()
-    opener = open(uri, "rb") if is_local(uri) else _gfile().GFile(uri, "rb")
-    with opener as f:
+    fs, path = _fs(uri)
+    with fs.open(path, "rb") as f:
         while block := f.read(chunk):
             digest.update(block)
     return digest.hexdigest()
@@ -91,29 +157,30 @@ def sha256_file(uri: str, chunk: int = 1 << 20) -> str:
 
 def list_files(uri: str) -> list[str]:
     """All files under a directory (or the file itself), relative, sorted."""
-    if not is_local(uri):
-        gfile = _gfile()
-        if not gfile.isdir(uri):
+    if is_local(uri):
+        if os.path.isfile(uri):
             return [""]
-        return sorted(
-            os.path.relpath(os.path.join(d, f), uri) for d, _, fs in gfile.walk(uri) for f in fs
-        )
-    if os.path.isfile(uri):
+        return sorted(os.path.relpath(os.path.join(d, f), uri) for d, _, fs in os.walk(uri) for f in fs)
+    fs, path = _fs(uri)
+    fs.invalidate_cache()
+    if fs.isfile(path):
         return [""]
-    return sorted(os.path.relpath(os.path.join(d, f), uri) for d, _, fs in os.walk(uri) for f in fs)
+    root = path.rstrip("/")
+    return sorted(posixpath.relpath(p, root) for p in fs.find(root))
 
 
 def sha256_tree(uri: str) -> str:
     """Content hash of a file or directory: relative paths and file hashes, order-independent."""
     digest = hashlib.sha256()
     for rel in list_files(uri):
-        path = os.path.join(uri, rel) if rel else uri
+        path = join(uri, rel) if rel else uri
         digest.update(f"{rel}\0{sha256_file(path)}\n".encode())
     return digest.hexdigest()
 
 
 def copy_tree(src: str, dst: str) -> None:
-    """Copy a file or directory tree (local or gfile URIs)."""
+    """Copy a file or directory tree between any two of local, gs://, s3:// (file by file, so
+    across filesystems too)."""
     if is_local(src) and is_local(dst):
         import shutil
 
@@ -123,9 +190,13 @@ def copy_tree(src: str, dst: str) -> None:
             os.makedirs(os.path.dirname(dst) or ".", exist_ok=True)
             shutil.copy2(src, dst)
         return
-    gfile = _gfile()
+    src_fs, _ = _fs(src)
+    dst_fs, _ = _fs(dst)
     for rel in list_files(src):
-        source = os.path.join(src, rel) if rel else src
-        target = os.path.join(dst, rel) if rel else dst
-        gfile.makedirs(os.path.dirname(target))
-        gfile.copy(source, target, overwrite=True)
+        source = join(src, rel) if rel else src
+        target = join(dst, rel) if rel else dst
+        if is_local(target):
+            os.makedirs(os.path.dirname(target) or ".", exist_ok=True)
+        with src_fs.open(_fs(source)[1], "rb") as fin, dst_fs.open(_fs(target)[1], "wb") as fout:
+            while block := fin.read(1 << 20):
+                fout.write(block)

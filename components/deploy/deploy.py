@@ -173,14 +173,7 @@ def _list_versions(registry_uri: str, model_name: str) -> list[str]:
     root = fio.join(registry.model_root(registry_uri, model_name), names.REGISTRY_VERSIONS_DIR)
     if not fio.exists(root):
         return []
-    if fio.is_local(root):
-        import os
-
-        entries = os.listdir(root)
-    else:
-        import tensorflow as tf
-
-        entries = [e.rstrip("/") for e in tf.io.gfile.listdir(root)]
+    entries = fio.listdir(root)
     return sorted(e for e in entries if not e.startswith("."))  # .staging-* dirs are half-written
 
 
