@@ -66,6 +66,9 @@ CHAMPION_FILE = "CHAMPION.json"
 
 # Registry layout: <registry>/<model_name>/versions/<version>/...
 REGISTRY_VERSIONS_DIR = "versions"
+# Written last into a version directory by push: only versions holding it are listed (a crashed
+# push to an object store leaves a directory without it).
+VERSION_COMPLETE_FILE = "_COMPLETE"
 REGISTRY_MODEL_PARTS = (SAVED_MODEL_DIR, ONNX_FILE, TRANSFORM_GRAPH, SCHEMA_FILE, STATS_FILE)
 
 # Task names in the compiled pipeline (the local runner finds outputs by them).

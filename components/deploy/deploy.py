@@ -153,9 +153,12 @@ class DeployConfig:
 
 
 def version_ref(registry_uri: str, model_name: str, version: str) -> ModelRef:
-    uri = fio.join(registry.model_root(registry_uri, model_name), names.REGISTRY_VERSIONS_DIR, version)
+    uri = fio.join(registry.versions_root(registry_uri, model_name), version)
     if not fio.exists(uri):
         raise PipelineInputError(f"version {version} of {model_name} is not in the registry ({uri} is missing)")
+    if not registry.is_complete(uri):
+        raise PipelineInputError(f"version {version} of {model_name} is incomplete: its push did not finish "
+                                 f"(no {names.VERSION_COMPLETE_FILE} in {uri})")
     return ModelRef(model_name=model_name, version=version, uri=uri)
 
 
@@ -169,17 +172,9 @@ def resolve_candidate(config: DeployConfig) -> ModelRef:
     return ModelRef(model_name=config.model_name, version=champion.version, uri=champion.uri)
 
 
-def _list_versions(registry_uri: str, model_name: str) -> list[str]:
-    root = fio.join(registry.model_root(registry_uri, model_name), names.REGISTRY_VERSIONS_DIR)
-    if not fio.exists(root):
-        return []
-    entries = fio.listdir(root)
-    return sorted(e for e in entries if not e.startswith("."))  # .staging-* dirs are half-written
-
-
 def previous_version(registry_uri: str, model_name: str, candidate: ModelRef) -> ModelRef | None:
     """The version pushed before `candidate`: CHAMPION.json "previous" when it names it, else the
-    newest version directory older than the candidate (versions are v<UTC timestamp>-<hash>)."""
+    newest complete version older than the candidate (versions are v<UTC timestamp>-<hash>)."""
     pointer = registry.champion_pointer_uri(registry_uri, model_name)
     if fio.exists(pointer):
         record = fio.read_json(pointer)
@@ -189,7 +184,7 @@ def previous_version(registry_uri: str, model_name: str, candidate: ModelRef) ->
                 return version_ref(registry_uri, model_name, previous)
             except PipelineInputError:
                 log.warning("CHAMPION.json names previous version %s, which is missing", previous)
-    older = [v for v in _list_versions(registry_uri, model_name) if v < candidate.version]
+    older = [v for v in registry.list_complete_versions(registry_uri, model_name) if v < candidate.version]
     return version_ref(registry_uri, model_name, older[-1]) if older else None
 
 

@@ -282,6 +282,7 @@ def push(
         _stage_version(staging, model_dir, transform_graph_dir, schema_dir, statistics_dir, blessing_dir)
         fio.write_json_atomic(fio.join(staging, names.LINEAGE_FILE), lineage)
         model_card.write_card(staging, card)
+        fio.write_text_atomic(fio.join(staging, names.VERSION_COMPLETE_FILE), version + "\n")  # last
         if staging != final:
             os.rename(staging, final)
     except BaseException:

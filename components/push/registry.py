@@ -5,8 +5,9 @@
                                                   lineage.json, model_card.json, model_card.md
     <registry>/<model_name>/CHAMPION.json         {"version": ..., "path": "versions/<version>", ...}
 
-A version directory is complete before CHAMPION.json names it, and CHAMPION.json is replaced in one
-atomic write, so readers see the old champion or the new one, never a half-written model.
+A version directory is complete before CHAMPION.json names it (its `_COMPLETE` marker is written
+last; only marked versions are listed), and CHAMPION.json is replaced in one atomic write, so
+readers see the old champion or the new one, never a half-written model.
 """
 
 from __future__ import annotations
@@ -58,6 +59,22 @@ def model_root(registry_uri: str, model_name: str) -> str:
 
 def champion_pointer_uri(registry_uri: str, model_name: str) -> str:
     return fio.join(model_root(registry_uri, model_name), names.CHAMPION_FILE)
+
+
+def versions_root(registry_uri: str, model_name: str) -> str:
+    return fio.join(model_root(registry_uri, model_name), names.REGISTRY_VERSIONS_DIR)
+
+
+def is_complete(version_uri: str) -> bool:
+    """A version whose push finished: its completion marker, written last, is there."""
+    return fio.exists(fio.join(version_uri, names.VERSION_COMPLETE_FILE))
+
+
+def list_complete_versions(registry_uri: str, model_name: str) -> list[str]:
+    """Published versions, oldest first (names are v<UTC timestamp>-<hash>); staging folders and
+    versions whose push did not finish are left out."""
+    root = versions_root(registry_uri, model_name)
+    return sorted(v for v in fio.listdir(root) if not v.startswith(".") and is_complete(fio.join(root, v)))
 
 
 def read_champion(registry_uri: str, model_name: str) -> Champion | None:

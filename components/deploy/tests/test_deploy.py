@@ -28,7 +28,9 @@ def make_registry(root: Path, versions: list[str], champion: str | None = None,
     for version in versions:
         (model / "versions" / version).mkdir(parents=True)
         (model / "versions" / version / names.MODEL_INFO_FILE).write_text(json.dumps({"raw_feature_types": TYPES}))
+        (model / "versions" / version / names.VERSION_COMPLETE_FILE).write_text(version)
     (model / "versions" / ".staging-1234").mkdir()  # a half-written push is never a version
+    (model / "versions" / "v20250101T120000Z-crashed").mkdir()  # nor a push that did not finish (no marker)
     if champion:
         (model / names.CHAMPION_FILE).write_text(json.dumps(
             {"version": champion, "path": f"versions/{champion}", "previous": previous}))
@@ -358,3 +360,11 @@ def test_the_component_defaults_are_the_rollout_policys():
         assert getattr(config, field) == expected, field
         if hasattr(pipeline, name):
             assert (tuple(getattr(pipeline, name)) if name == "canary_steps" else getattr(pipeline, name)) == expected
+
+
+def test_a_version_whose_push_did_not_finish_is_never_previous_nor_deployable(tmp_path):
+    reg = make_registry(tmp_path, ["v20250101T000000Z-a", "v20250102T000000Z-b"])  # no CHAMPION: listing decides
+    candidate = dep.version_ref(reg, "model", "v20250102T000000Z-b")
+    assert dep.previous_version(reg, "model", candidate).version == "v20250101T000000Z-a"
+    with pytest.raises(PipelineInputError, match="incomplete"):
+        dep.version_ref(reg, "model", "v20250101T120000Z-crashed")

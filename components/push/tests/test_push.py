@@ -65,6 +65,7 @@ def test_blessed_model_is_published_with_lineage(artifacts, tmp_path):
                  names.STATS_FILE, names.BLESSING_FILE, names.LINEAGE_FILE, names.MODEL_CARD_JSON_FILE,
                  names.MODEL_CARD_MD_FILE):
         assert os.path.exists(os.path.join(champion.uri, part)), part
+    assert registry.list_complete_versions(reg, "m") == [result.version]  # its marker written last
     lineage = fio.read_json(champion.lineage_uri)
     assert lineage["code_version"] == "abc123"
     assert lineage["data"]["sha256"] == "abc"
