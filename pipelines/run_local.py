@@ -64,7 +64,10 @@ def config_from_args(args: argparse.Namespace, defaults: dict | None = None) -> 
         "label_threshold": args.label_threshold,
         "slices": [s.strip() for s in args.slices.split(",") if s.strip()] if args.slices is not None else None,
         "epochs": args.epochs,
-        "registry_uri": args.registry or os.path.join(os.path.abspath(args.out), "registry"),
+        # A relative local path is taken from the cwd here (push refuses relative paths: on a cluster
+        # they land inside the task container).
+        "registry_uri": (os.path.abspath(args.registry) if fio.is_local(args.registry) else args.registry)
+        if args.registry else os.path.join(os.path.abspath(args.out), "registry"),
         "deploy_target": args.deploy_target,
     }
     if args.deploy_target == names.DEPLOY_LOCAL:

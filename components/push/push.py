@@ -22,6 +22,7 @@ from importlib import metadata as importlib_metadata
 
 from components.common import io as fio
 from components.common import names
+from components.common.errors import PipelineInputError
 from components.push import model_card, registry
 
 log = logging.getLogger(__name__)
@@ -201,6 +202,25 @@ def _optional_infra_blessing(infra_blessing_dir: str) -> dict | None:
     return fio.read_json(path) if path and fio.exists(path) else None
 
 
+def check_registry_uri(registry_uri: str) -> None:
+    """Refuse, before any work, a registry that would be lost or cannot be written: a relative path
+    lands inside the task's container (gone with the pod), and an unwritable one fails half-way."""
+    if not registry_uri:
+        raise PipelineInputError("registry_uri is empty: give gs://, s3:// or an absolute (mounted) path")
+    if not fio.is_local(registry_uri):
+        return
+    if not os.path.isabs(registry_uri):
+        raise PipelineInputError(
+            f"registry_uri {registry_uri!r} is relative: it would be written inside this task's container and "
+            "lost with it; give gs://bucket/path, s3://bucket/path or an absolute path on a mounted volume")
+    existing = registry_uri
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise PipelineInputError(f"registry_uri {registry_uri!r} is not writable by this task (uid {os.getuid()}): "
+                                 f"{existing} does not allow it; mount a writable volume or use gs:// or s3://")
+
+
 def push(
     *,
     model_dir: str,
@@ -222,6 +242,7 @@ def push(
 
     The result carries the model card of every outcome (`card`); a pushed version has it in the
     registry too, written with lineage.json before CHAMPION.json names the version."""
+    check_registry_uri(registry_uri)
     blessing = read_blessing(blessing_dir)
 
     def unpublished(result: PushResult, lineage: dict, infra: dict | None) -> PushResult:

@@ -201,3 +201,20 @@ def test_component_writes_result_and_report(artifacts, tmp_path):
     card = (tmp_path / "model_card.md").read_text()
     assert card.startswith(f"# Model card: m `{result['version']}`")
     assert card == open(os.path.join(result["model_uri"], names.MODEL_CARD_MD_FILE)).read()
+
+
+def test_a_relative_or_unwritable_registry_is_refused_before_any_work(artifacts, tmp_path):
+    from components.common.errors import PipelineInputError
+
+    with pytest.raises(PipelineInputError, match="relative"):
+        _push(artifacts(), "out/registry")
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        if os.access(locked, os.W_OK):
+            pytest.skip("running as a user who can write anywhere (root): permissions are not enforced")
+        with pytest.raises(PipelineInputError, match="not writable"):
+            _push(artifacts(), str(locked / "registry"))
+    finally:
+        locked.chmod(0o700)
