@@ -17,17 +17,9 @@ from components.deploy.local import Backend, Routes, Splitter, free_port
 from components.deploy.prometheus import PrometheusError, PrometheusProvider, ServedMetricsObserver, queries
 from components.deploy.rollout import PROMOTED, ROLLED_BACK, LiveState, ModelRef, RolloutPolicy, VersionStats, rollout
 from components.deploy.tests.fakes import BASE, V1, V2, FakeTarget
-from components.deploy.tests.test_splitter import FakeBackends, backends, post  # noqa: F401 - fixtures
+from components.deploy.tests.test_splitter import FakeBackends, backends, post, splitter  # noqa: F401 - fixtures
 
 SCRAPE_S = 1
-
-
-@pytest.fixture
-def splitter():
-    started = Splitter(seed=3, request_timeout_s=5)
-    started.start()
-    yield started
-    started.stop()
 
 
 @pytest.fixture
