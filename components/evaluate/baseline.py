@@ -15,6 +15,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from components.common.ranking import auc_score
+
 GATE_BASELINE = "baseline"
 DEFAULT_BASELINE_AUC_MARGIN = 0.01
 
@@ -30,12 +32,9 @@ class BaselineScores:
 
 
 def auc_and_brier(name: str, labels: Sequence[int], scores: Sequence[float]) -> BaselineScores:
-    from sklearn.metrics import brier_score_loss, roc_auc_score
-
     y = np.asarray(labels, dtype=np.int64)
     p = np.asarray(scores, dtype=np.float64)
-    auc = float(roc_auc_score(y, p)) if len(np.unique(y)) == 2 else None
-    return BaselineScores(name, auc, float(brier_score_loss(y, p)))
+    return BaselineScores(name, auc_score(y, p), float(np.mean((p - y) ** 2)))  # AUC None with one class
 
 
 def majority_baseline(train_labels: Sequence[int], eval_labels: Sequence[int]) -> BaselineScores:
