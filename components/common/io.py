@@ -127,12 +127,6 @@ def create_exclusive(uri: str, text: str) -> bool:
     return True
 
 
-def remove(uri: str, recursive: bool = False) -> None:
-    fs, path = _fs(uri)
-    if fs.exists(path):
-        fs.rm(path, recursive=recursive)
-
-
 def listdir(uri: str) -> list[str]:
     """Names (not paths) of the entries directly under a directory; [] when it is missing."""
     if is_local(uri):
