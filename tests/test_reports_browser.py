@@ -99,7 +99,7 @@ def evaluation(examples_dir, tmp_path_factory):
     from kfp import dsl
 
     from components.evaluate.component import evaluate
-    from components.evaluate.evaluate import read_blessing
+    from components.evaluate.blessing import read_blessing
     from components.evaluate.tests import stand_in
     from components.push import registry
 

@@ -181,15 +181,22 @@ def histogram_pair(series: Mapping[str, Sequence[tuple[float, float, float]]], w
 
 def roc_chart(curves: Mapping[str, Sequence[tuple[float, float]]], size: int = 300) -> str:
     """ROC curves [(fpr, tpr)] on the unit square, one colour per curve, chance diagonal dashed."""
+    return unit_chart(curves, "false positive rate", "true positive rate", size)
+
+
+def unit_chart(curves: Mapping[str, Sequence[tuple[float, float]]], x_label: str, y_label: str,
+               size: int = 300) -> str:
+    """Curves [(x, y)] on the unit square, one colour per curve, the diagonal dashed (chance for
+    ROC curves, perfect calibration for reliability diagrams)."""
     pad, legend = 32, 16 * len(curves)
     side = size - pad - 8
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{size}" height="{size + legend}" role="img">',
              f'<rect x="{pad}" y="8" width="{side}" height="{side}" fill="none" stroke="#d0d7de"/>',
              f'<line x1="{pad}" y1="{8 + side}" x2="{pad + side}" y2="8" stroke="#8c959f" '
              'stroke-dasharray="4 3"/>',
-             f'<text x="{pad + side / 2:.0f}" y="{side + 30}" text-anchor="middle">false positive rate</text>',
+             f'<text x="{pad + side / 2:.0f}" y="{side + 30}" text-anchor="middle">{escape(x_label)}</text>',
              f'<text x="10" y="{8 + side / 2:.0f}" transform="rotate(-90 10 {8 + side / 2:.0f})" '
-             'text-anchor="middle">true positive rate</text>']
+             f'text-anchor="middle">{escape(y_label)}</text>']
     for i, (name, points) in enumerate(curves.items()):
         colour = PALETTE[i % len(PALETTE)]
         ordered = sorted((float(x), float(y)) for x, y in points)

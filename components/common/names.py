@@ -38,8 +38,10 @@ DRIFT = "drift"
 
 # Split names (sub-directories of an examples artifact).
 TRAIN = "train"
+VALIDATION = "validation"
+"""Early stopping and calibration fit here; the gates judge EVAL alone."""
 EVAL = "eval"
-SPLITS = (TRAIN, EVAL)
+SPLITS = (TRAIN, VALIDATION, EVAL)
 
 # Files inside artifacts.
 EXAMPLES_FILE = "data.tfrecord.gz"

@@ -4,21 +4,22 @@
 * logistic: scikit-learn LogisticRegression on the train split's raw columns, numerics
   standardised (median-imputed), categoricals one-hot (unknown values ignored).
 
-The gate `baseline`: candidate AUC >= logistic baseline AUC - baseline_auc_margin.
+Both are fitted on the train split and scored on the eval split, over the model's own feature
+columns; gates.baseline_gate judges the candidate against the logistic one.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
 from typing import Any, Sequence
 
 import numpy as np
 
+from components.common import names
 from components.common.ranking import auc_score
 
-GATE_BASELINE = "baseline"
-DEFAULT_BASELINE_AUC_MARGIN = 0.01
+LOGISTIC = "logistic_regression"
+MAJORITY = "majority"
 
 
 @dataclasses.dataclass
@@ -40,7 +41,7 @@ def auc_and_brier(name: str, labels: Sequence[int], scores: Sequence[float]) -> 
 def majority_baseline(train_labels: Sequence[int], eval_labels: Sequence[int]) -> BaselineScores:
     """Every eval row scored with the train positive rate."""
     rate = float(np.mean(np.asarray(train_labels, dtype=np.float64)))
-    return auc_and_brier("majority", eval_labels, np.full(len(eval_labels), rate))
+    return auc_and_brier(MAJORITY, eval_labels, np.full(len(eval_labels), rate))
 
 
 def logistic_baseline(
@@ -67,7 +68,7 @@ def logistic_baseline(
     features = list(numeric) + list(categorical)
     model.fit(train[features], np.asarray(train[label], dtype=np.int64))
     scores = model.predict_proba(eval_frame[features])[:, 1]
-    return auc_and_brier("logistic_regression", eval_frame[label], scores)
+    return auc_and_brier(LOGISTIC, eval_frame[label], scores)
 
 
 def split_columns(column_types: dict[str, str], label: str, exclude: Sequence[str] = ()) -> tuple[list[str], list[str]]:
@@ -78,17 +79,18 @@ def split_columns(column_types: dict[str, str], label: str, exclude: Sequence[st
     return numeric, categorical
 
 
-def baseline_gate(candidate_auc: float | None, baseline: BaselineScores | None, margin: float):
-    """Gate: candidate AUC >= baseline AUC - margin. No baseline figure: not applicable."""
-    from components.evaluate.evaluate import Gate
+def fit_baselines(examples_dir: str) -> dict[str, BaselineScores]:
+    """Majority and logistic-regression baselines from an ingest output: fitted on its train split
+    over the model's feature columns, scored on its eval split."""
+    from components.ingest.ingest import read_metadata, read_split_frame
 
-    if baseline is None or baseline.auc is None:
-        return Gate(GATE_BASELINE, True, None, margin, "not applicable: no baseline AUC", applicable=False)
-    if candidate_auc is None or not math.isfinite(candidate_auc):
-        return Gate(GATE_BASELINE, False, None, margin, f"candidate AUC undefined; {baseline.name} AUC {baseline.auc:.4f}")
-    change = candidate_auc - baseline.auc
-    passed = change >= -margin
-    detail = (f"candidate AUC {candidate_auc:.4f} vs {baseline.name} baseline {baseline.auc:.4f} "
-              f"(Brier {baseline.brier:.4f}): change {change:+.4f} "
-              f"{'within' if passed else 'exceeds'} margin {margin:g}")
-    return Gate(GATE_BASELINE, passed, change, margin, detail)
+    metadata = read_metadata(examples_dir)
+    label, features = metadata["label"], set(metadata["feature_columns"])
+    types = {c: t for c, t in metadata["column_types"].items() if c in features}
+    numeric, categorical = split_columns(types, label)
+    train = read_split_frame(examples_dir, names.TRAIN)
+    eval_frame = read_split_frame(examples_dir, names.EVAL)
+    return {
+        MAJORITY: majority_baseline(train[label], eval_frame[label]),
+        LOGISTIC: logistic_baseline(train, eval_frame, label, numeric, categorical),
+    }

@@ -32,6 +32,11 @@ def evaluate(
     decision_threshold: float,
     min_slice_examples: int,
     fairness_require_assessment: bool,
+    calibration_min: float,
+    calibration_max: float,
+    max_expected_calibration_error: float,
+    baseline_auc_margin: float,
+    gate_rule: str,
     beam_args: list,
     evaluation: Output[Artifact],
     blessing: Output[Artifact],
@@ -41,7 +46,8 @@ def evaluate(
     fairness_html: Output[HTML],
     sliced_metrics: Output[SlicedClassificationMetrics],
 ):
-    """TFMA on the eval split vs the registry's champion → metric, regression and fairness gates."""
+    """TFMA on the eval split vs the registry's champion → floor, regression, fairness, calibration
+    and simple-baseline gates, each with its 95% interval."""
     import os
     import shutil
 
@@ -75,6 +81,11 @@ def evaluate(
         decision_threshold=decision_threshold,
         min_slice_examples=min_slice_examples,
         fairness_require_assessment=fairness_require_assessment,
+        calibration_min=calibration_min,
+        calibration_max=calibration_max,
+        max_expected_calibration_error=max_expected_calibration_error,
+        baseline_auc_margin=baseline_auc_margin,
+        gate_rule=gate_rule,
         beam_args=list(beam_args),
     )
     for name, value in result.to_dict()["metrics"].items():
@@ -84,6 +95,7 @@ def evaluate(
         {
             "blessed": result.blessed,
             "baseline_version": result.baseline_version or "",
+            "decision_threshold": result.decision_threshold,
             "gates": [g.to_dict() for g in result.gates],
         }
     )
@@ -93,7 +105,7 @@ def evaluate(
     shutil.copyfile(os.path.join(blessing.path, FAIRNESS_HTML_FILE), fairness_html.path)
     fairness_html.metadata["blessed"] = result.blessed
 
-    curves = classification_curves(fio.beam_location(evaluation), decision_threshold)
+    curves = classification_curves(fio.beam_location(evaluation), result.decision_threshold)
     if OVERALL in curves:
         log_classification_metrics(classification_metrics, curves[OVERALL])
     log_sliced_classification_metrics(sliced_metrics, curves)

@@ -24,14 +24,27 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import math
 import time
 from typing import Any
 
 from components.common import io as fio
 from components.common import names
-from components.common.config import FAIRNESS_METRICS
 from components.common.errors import PipelineInputError
+from components.evaluate import baseline as simple
+from components.evaluate.blessing import Blessing
+from components.common.gate_policy import RULE_INTERVAL, GatePolicy
+from components.evaluate.gates import (
+    GATE_METRIC_FLOOR,
+    GATE_NO_REGRESSION,
+    Interval,
+    baseline_gate,
+    calibration_gate,
+    fairness_gate,
+    finite_or_none,
+    metric_floor_gate,
+    no_regression_gate,
+)
+from components.evaluate.report import fairness_html, fairness_report
 
 log = logging.getLogger(__name__)
 
@@ -41,10 +54,6 @@ SIGNATURE = "serving_default"
 PREDICTION_KEY = "probability"
 FAIRNESS_REPORT_FILE = "fairness_report.md"
 FAIRNESS_HTML_FILE = "fairness_report.html"
-
-GATE_METRIC_FLOOR = "metric_floor"
-GATE_NO_REGRESSION = "no_regression"
-GATE_FAIRNESS = "fairness"
 
 # Our metric names → the TFMA metric names they are read from.
 METRIC_NAMES = {
@@ -58,7 +67,12 @@ METRIC_NAMES = {
     "false_negative_rate": "false_negative_rate",
     "mean_label": "mean_label",
     "mean_prediction": "mean_prediction",
+    "log_loss": "log_loss",
+    "brier_score": "brier_score",  # both from tfma_metrics.py
 }
+# Our figure computed from TFMA's CalibrationPlot buckets (not a TFMA metric).
+ECE = "expected_calibration_error"
+CALIBRATION_BINS = 10
 TFMA_TO_METRIC = {v: k for k, v in METRIC_NAMES.items()}
 
 # Local settings used when no beam_args are given (tests/benchmarks/bench_tfma.py, 20k rows, 3
@@ -73,89 +87,6 @@ FAST_DIRECT_BEAM_ARGS = (
 )
 # Fixed TFXIO batch size: one model call per this many examples.
 DEFAULT_BATCH_SIZE = 1000
-
-
-@dataclasses.dataclass
-class Gate:
-    name: str
-    passed: bool
-    value: float | None
-    threshold: float
-    detail: str
-    applicable: bool = True
-    """False when the gate has nothing to judge (no slice configured): recorded as such, not as a pass."""
-
-    @property
-    def verdict(self) -> str:
-        return "N/A" if not self.applicable else "PASS" if self.passed else "FAIL"
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "passed": bool(self.passed),
-            "applicable": bool(self.applicable),
-            "value": _finite_or_none(self.value),
-            "threshold": float(self.threshold),
-            "detail": self.detail,
-        }
-
-
-@dataclasses.dataclass
-class Blessing:
-    blessed: bool
-    gates: list[Gate]
-    metrics: dict[str, float | None]
-    baseline_metrics: dict[str, float | None] | None
-    baseline_version: str | None
-    slices: dict[str, dict[str, dict[str, float | None]]]
-    skipped_slices: list[dict[str, Any]]
-    evaluation_seconds: float
-
-    def gate(self, name: str) -> Gate:
-        return next(g for g in self.gates if g.name == name)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "blessed": bool(self.blessed),
-            "gates": [g.to_dict() for g in self.gates],
-            "metrics": _clean_metrics(self.metrics),
-            "baseline_metrics": None if self.baseline_metrics is None else _clean_metrics(self.baseline_metrics),
-            "baseline_version": self.baseline_version,
-            "slices": {
-                column: {value: _clean_metrics(m) for value, m in values.items()}
-                for column, values in self.slices.items()
-            },
-            "skipped_slices": list(self.skipped_slices),
-            "evaluation_seconds": float(self.evaluation_seconds),
-        }
-
-    @classmethod
-    def from_dict(cls, record: dict[str, Any]) -> "Blessing":
-        return cls(
-            blessed=record["blessed"],
-            gates=[Gate(**g) for g in record["gates"]],
-            metrics=record["metrics"],
-            baseline_metrics=record["baseline_metrics"],
-            baseline_version=record["baseline_version"],
-            slices=record["slices"],
-            skipped_slices=record["skipped_slices"],
-            evaluation_seconds=record["evaluation_seconds"],
-        )
-
-
-def _finite_or_none(value: Any) -> float | None:
-    if value is None:
-        return None
-    value = float(value)
-    return value if math.isfinite(value) else None
-
-
-def _clean_metrics(metrics: dict[str, Any]) -> dict[str, float | None]:
-    return {k: _finite_or_none(v) for k, v in metrics.items()}
-
-
-def read_blessing(blessing_dir: str) -> Blessing:
-    return Blessing.from_dict(fio.read_json(fio.join(blessing_dir, names.BLESSING_FILE)))
 
 
 # --------------------------------------------------------------------------------------------
@@ -219,11 +150,14 @@ def build_eval_config(
     auc_floor: float,
     max_auc_regression: float,
     decision_threshold: float,
+    confidence_intervals: bool = True,
 ):
     """EvalConfig: candidate (+ baseline), overall + per-column slices, metrics and thresholds."""
     import json
 
     import tensorflow_model_analysis as tfma
+
+    from components.evaluate import tfma_metrics
 
     model_specs = [
         tfma.ModelSpec(
@@ -269,6 +203,11 @@ def build_eval_config(
         tfma.MetricConfig(class_name="Calibration"),
         tfma.MetricConfig(class_name="MeanLabel"),
         tfma.MetricConfig(class_name="MeanPrediction"),
+        # Ours (tfma_metrics.py): TFMA's and Keras' versions go wrong under the jackknife.
+        tfma.MetricConfig(class_name="LogLoss", module=tfma_metrics.__name__),
+        tfma.MetricConfig(class_name="BrierScore", module=tfma_metrics.__name__),
+        # Equal-width probability bins: the ECE and the calibration plot of the report.
+        tfma.MetricConfig(class_name="CalibrationPlot", config=json.dumps({"num_buckets": CALIBRATION_BINS})),
         # ROC points and the confusion matrix at the decision threshold (KFP ClassificationMetrics).
         tfma.MetricConfig(
             class_name="ConfusionMatrixAtThresholds",
@@ -276,10 +215,16 @@ def build_eval_config(
         ),
     ]
     slicing_specs = [tfma.SlicingSpec()] + [tfma.SlicingSpec(feature_keys=[c]) for c in slices]
+    # Jackknife intervals (TFMA's default method, 20 buckets) on every metric and slice: the gates
+    # record them, and gate_rule=interval_bound judges by them.
+    options = tfma.Options()
+    options.compute_confidence_intervals.value = confidence_intervals
+    options.confidence_intervals.method = tfma.ConfidenceIntervalOptions.JACKKNIFE
     return tfma.EvalConfig(
         model_specs=model_specs,
         slicing_specs=slicing_specs,
         metrics_specs=[tfma.MetricsSpec(metrics=metrics)],
+        options=options,
     )
 
 
@@ -338,24 +283,76 @@ def _slice_value(value: Any) -> str:
     return str(value)
 
 
-def read_tfma_metrics(output_path: str) -> dict[str, dict[tuple, dict[str, float]]]:
-    """{model_name: {slice_key: {our_metric_name: value}}}; slice_key () is overall."""
-    import tensorflow_model_analysis as tfma
+@dataclasses.dataclass
+class TfmaFigures:
+    """What bless() reads from TFMA's output, per model and slice key (() is overall)."""
+    metrics: dict[str, dict[tuple, dict[str, float]]]
+    intervals: dict[str, dict[tuple, dict[str, dict[str, float | None]]]]
+    """model → slice → metric → {lower, upper, standard_error}; "change_auc" for the AUC diff."""
+
+
+def _interval(kv) -> dict[str, float | None] | None:
+    if not kv.HasField("confidence_interval"):
+        return None
+    ci = kv.confidence_interval
+    return {"lower": ci.lower_bound.double_value.value, "upper": ci.upper_bound.double_value.value,
+            "standard_error": ci.standard_error.double_value.value}
+
+
+def _slice_key(record) -> tuple:
     from tensorflow_model_analysis.slicer import slicer_lib
 
-    out: dict[str, dict[tuple, dict[str, float]]] = {}
+    key = slicer_lib.deserialize_slice_key(record.slice_key)
+    return tuple((column, _slice_value(value)) for column, value in key)
+
+
+def read_tfma_metrics(output_path: str) -> TfmaFigures:
+    """Our metrics (and their intervals) per model and slice, the ECE from the calibration plot."""
+    import tensorflow_model_analysis as tfma
+
+    figures = TfmaFigures({}, {})
     for record in tfma.load_metrics(output_path):
-        key = slicer_lib.deserialize_slice_key(record.slice_key)
-        slice_key = tuple((column, _slice_value(value)) for column, value in key)
+        slice_key = _slice_key(record)
         for kv in record.metric_keys_and_values:
             name = TFMA_TO_METRIC.get(kv.key.name)
-            if name is None or kv.key.is_diff or kv.key.HasField("sub_key"):
-                continue
-            if not kv.value.HasField("double_value"):
+            if name is None or kv.key.HasField("sub_key") or not kv.value.HasField("double_value"):
                 continue
             model = kv.key.model_name or CANDIDATE
-            out.setdefault(model, {}).setdefault(slice_key, {})[name] = kv.value.double_value.value
-    return out
+            if kv.key.is_diff:
+                if name == "auc":
+                    figures.intervals.setdefault(model, {}).setdefault(slice_key, {})["change_auc"] = _interval(kv)
+                continue
+            figures.metrics.setdefault(model, {}).setdefault(slice_key, {})[name] = kv.value.double_value.value
+            interval = _interval(kv)
+            if interval is not None:
+                figures.intervals.setdefault(model, {}).setdefault(slice_key, {})[name] = interval
+    for model, slices in read_calibration_curves(output_path).items():
+        for slice_key, curve in slices.items():
+            n = sum(row[2] for row in curve)
+            ece = sum(abs(pred - observed) * count for pred, observed, count in curve) / n if n else None
+            figures.metrics.setdefault(model, {}).setdefault(slice_key, {})[ECE] = ece
+    return figures
+
+
+def read_calibration_curves(output_path: str) -> dict[str, dict[tuple, list[list[float]]]]:
+    """model → slice → [mean prediction, observed positive rate, examples] for each non-empty bin
+    of TFMA's CalibrationPlot."""
+    import tensorflow_model_analysis as tfma
+
+    curves: dict[str, dict[tuple, list[list[float]]]] = {}
+    for record in tfma.load_plots(output_path):
+        slice_key = _slice_key(record)
+        for kv in record.plot_keys_and_values:
+            if not kv.value.HasField("calibration_histogram_buckets"):  # the key carries no name
+                continue
+            rows = []
+            for bucket in kv.value.calibration_histogram_buckets.buckets:
+                n = bucket.num_weighted_examples.value
+                if n > 0:
+                    rows.append([bucket.total_weighted_refined_prediction.value / n,
+                                 bucket.total_weighted_label.value / n, n])
+            curves.setdefault(kv.key.model_name or CANDIDATE, {})[slice_key] = rows
+    return curves
 
 
 def read_tfma_validation(output_path: str) -> tuple[bool, list[str]]:
@@ -464,313 +461,7 @@ def log_sliced_classification_metrics(artifact, curves: dict[str, dict[str, Any]
 
 def _full_metrics(values: dict[str, float] | None) -> dict[str, float | None]:
     values = values or {}
-    return {name: values.get(name) for name in METRIC_NAMES}
-
-
-def _fmt(value: float | None) -> str:
-    return "n/a" if value is None or not math.isfinite(value) else f"{value:.4f}"
-
-
-def metric_floor_gate(metrics: dict[str, float | None], auc_floor: float, tfma_failures: list[str]) -> Gate:
-    auc = _finite_or_none(metrics.get("auc"))
-    passed = auc is not None and auc >= auc_floor
-    detail = f"candidate AUC {_fmt(auc)} {'>=' if passed else '<'} floor {auc_floor:g}"
-    value_failures = [f for f in tfma_failures if "(value)" in f and f.startswith(CANDIDATE)]
-    if value_failures and passed:
-        log.warning("TFMA's value threshold failed although AUC passed: %s", value_failures)
-    detail += "; TFMA value threshold " + ("failed" if value_failures else "passed")
-    return Gate(GATE_METRIC_FLOOR, passed, auc, auc_floor, detail)
-
-
-def no_regression_gate(
-    metrics: dict[str, float | None],
-    baseline_metrics: dict[str, float | None] | None,
-    baseline_version: str | None,
-    max_auc_regression: float,
-    tfma_failures: list[str],
-) -> Gate:
-    if baseline_metrics is None:
-        return Gate(GATE_NO_REGRESSION, True, None, max_auc_regression, "no champion")
-    auc = _finite_or_none(metrics.get("auc"))
-    base = _finite_or_none(baseline_metrics.get("auc"))
-    if auc is None or base is None:
-        return Gate(
-            GATE_NO_REGRESSION, False, None, max_auc_regression,
-            f"AUC undefined (candidate {_fmt(auc)}, champion {_fmt(base)})",
-        )
-    change = auc - base
-    passed = change >= -max_auc_regression
-    who = f"champion {baseline_version}" if baseline_version else "champion"
-    detail = (
-        f"candidate AUC {auc:.4f} vs {who} {base:.4f}: change {change:+.4f} "
-        f"{'within' if passed else 'exceeds'} allowed drop {max_auc_regression:g}"
-    )
-    change_failures = [f for f in tfma_failures if "(change)" in f]
-    detail += "; TFMA change threshold " + ("failed" if change_failures else "passed")
-    return Gate(GATE_NO_REGRESSION, passed, change, max_auc_regression, detail)
-
-
-def fairness_gate(
-    slices: dict[str, dict[str, dict[str, float | None]]],
-    fairness_metric: str,
-    fairness_max_gap: float,
-    min_slice_examples: int,
-    require_assessment: bool,
-) -> tuple[Gate, list[dict[str, Any]]]:
-    """Largest per-column gap of fairness_metric over slice values with enough examples.
-
-    No slice column configured: not applicable (recorded, neither pass nor fail). Columns that
-    cannot be assessed (fewer than two values with enough examples): the gate fails closed unless
-    require_assessment is off, since an unmeasured gap is not a small one."""
-    skipped: list[dict[str, Any]] = []
-    gaps: list[tuple[float, str]] = []
-    notes: list[str] = []
-    for column, values in slices.items():
-        eligible: dict[str, float] = {}
-        for value, m in sorted(values.items()):
-            n = int(m.get("example_count") or 0)
-            metric = _finite_or_none(m.get(fairness_metric))
-            reason = None
-            if n < min_slice_examples:
-                reason = f"{n} examples < min_slice_examples {min_slice_examples}"
-            elif metric is None:
-                reason = f"{fairness_metric} undefined (e.g. no examples of the class it needs)"
-            if reason:
-                skipped.append(
-                    {"slice": f"{column}={value}", "column": column, "value": value,
-                     "example_count": n, "reason": reason}
-                )
-            else:
-                eligible[value] = metric
-        if len(eligible) < 2:
-            notes.append(f"{column}: fewer than 2 slice values eligible, no gap computed")
-            continue
-        high = max(eligible, key=eligible.get)
-        low = min(eligible, key=eligible.get)
-        gap = eligible[high] - eligible[low]
-        gaps.append((gap, column))
-        notes.append(
-            f"{column}: {fairness_metric} gap {gap:.4f} ({high} {eligible[high]:.4f} vs "
-            f"{low} {eligible[low]:.4f}) {'<=' if gap <= fairness_max_gap else '>'} {fairness_max_gap:g}"
-        )
-    if not slices:
-        return Gate(GATE_FAIRNESS, True, None, fairness_max_gap, "not applicable: no slice column configured",
-                    applicable=False), skipped
-    if not gaps:
-        rule = ("failed closed (fairness_require_assessment)" if require_assessment
-                else "passed: fairness_require_assessment is off")
-        return Gate(GATE_FAIRNESS, not require_assessment, None, fairness_max_gap,
-                    f"not assessed, {rule}: " + "; ".join(notes)), skipped
-    largest = max(gaps)[0]
-    passed = all(gap <= fairness_max_gap for gap, _ in gaps)
-    return Gate(GATE_FAIRNESS, passed, largest, fairness_max_gap, "; ".join(notes)), skipped
-
-
-# --------------------------------------------------------------------------------------------
-# Report
-
-
-def fairness_report(
-    blessing: Blessing, slice_columns: list[str], fairness_metric: str, fairness_max_gap: float,
-    min_slice_examples: int, decision_threshold: float,
-) -> str:
-    lines = [
-        f"# Evaluation: {'BLESSED' if blessing.blessed else 'NOT BLESSED'}",
-        "",
-        f"Fairness bound: largest gap of `{fairness_metric}` between the values of a slice column "
-        f"<= {fairness_max_gap:g}, over values with >= {min_slice_examples} examples; "
-        f"decision threshold {decision_threshold:g}.",
-        "",
-        "## Gates",
-        "",
-    ]
-    for gate in blessing.gates:
-        lines.append(
-            f"- **{gate.name}**: {gate.verdict} "
-            f"(value {_fmt(gate.value)}, threshold {gate.threshold:g}) {gate.detail}"
-        )
-    m = blessing.metrics
-    lines += [
-        "",
-        "## Overall",
-        "",
-        f"n={_count(m.get('example_count'))}, AUC {_fmt(m.get('auc'))}, "
-        f"FPR {_fmt(m.get('false_positive_rate'))}, FNR {_fmt(m.get('false_negative_rate'))}, "
-        f"accuracy {_fmt(m.get('accuracy'))}, calibration {_fmt(m.get('calibration'))}",
-    ]
-    if blessing.baseline_metrics is not None:
-        b = blessing.baseline_metrics
-        lines.append(
-            f"Champion {blessing.baseline_version or ''}: AUC {_fmt(b.get('auc'))}, "
-            f"FPR {_fmt(b.get('false_positive_rate'))}, FNR {_fmt(b.get('false_negative_rate'))}"
-        )
-    skipped = {(s["column"], s["value"]) for s in blessing.skipped_slices}
-    for column in slice_columns:
-        values = blessing.slices.get(column, {})
-        eligible = {
-            v: _finite_or_none(x.get(fairness_metric))
-            for v, x in values.items() if (column, v) not in skipped
-        }
-        eligible = {v: x for v, x in eligible.items() if x is not None}
-        gap = max(eligible.values()) - min(eligible.values()) if len(eligible) >= 2 else None
-        gap_text = (
-            f"{fairness_metric} gap {gap:.4f} "
-            f"({'within' if gap <= fairness_max_gap else 'exceeds'} bound {fairness_max_gap:g})"
-            if gap is not None else "gap not computed (fewer than 2 eligible values)"
-        )
-        lines += [
-            "",
-            f"## Slice `{column}`: {gap_text}",
-            "",
-            "| value | n | AUC | FPR | FNR | accuracy | in gate |",
-            "|---|---|---|---|---|---|---|",
-        ]
-        for value, x in sorted(values.items()):
-            lines.append(
-                f"| {value} | {_count(x.get('example_count'))} | {_fmt(x.get('auc'))} | "
-                f"{_fmt(x.get('false_positive_rate'))} | {_fmt(x.get('false_negative_rate'))} | "
-                f"{_fmt(x.get('accuracy'))} | {'no (skipped)' if (column, value) in skipped else 'yes'} |"
-            )
-    if blessing.skipped_slices:
-        lines += ["", "## Skipped slices", ""]
-        lines += [f"- {s['slice']}: {s['reason']}" for s in blessing.skipped_slices]
-    return "\n".join(lines) + "\n"
-
-
-def _count(value: Any) -> str:
-    return "n/a" if value is None else str(int(value))
-
-
-# Fairness metrics where a higher value is the worse one (error rates); the others (AUC, accuracy)
-# are better when higher, so the gate's band hangs below the best slice value instead.
-HIGHER_IS_WORSE = {"false_negative_rate", "false_positive_rate"}
-_METRIC_LABELS = {
-    "auc": "AUC", "accuracy": "accuracy", "precision": "precision", "recall": "recall",
-    "false_positive_rate": "FPR", "false_negative_rate": "FNR", "calibration": "calibration",
-    "example_count": "examples", "mean_label": "mean label", "mean_prediction": "mean prediction",
-}
-_GATE_RULES = {
-    GATE_METRIC_FLOOR: "candidate AUC ≥ {t:g}",
-    GATE_NO_REGRESSION: "AUC change vs champion ≥ −{t:g}",
-    GATE_FAIRNESS: "largest {metric} gap between slice values ≤ {t:g}",
-}
-
-
-def _figure(metrics: dict[str, Any], key: str) -> float | int | None:
-    value = _finite_or_none(metrics.get(key))
-    return int(value) if key == "example_count" and value is not None else value
-
-
-def _eligible(blessing: Blessing, column: str, fairness_metric: str) -> dict[str, float]:
-    skipped = {(s["column"], s["value"]) for s in blessing.skipped_slices}
-    values = {v: _finite_or_none(x.get(fairness_metric)) for v, x in blessing.slices.get(column, {}).items()
-              if (column, v) not in skipped}
-    return {v: x for v, x in sorted(values.items()) if x is not None}
-
-
-def fairness_html(
-    blessing: Blessing, slice_columns: list[str], fairness_metric: str, fairness_max_gap: float,
-    min_slice_examples: int, decision_threshold: float,
-    curves: dict[str, dict[str, Any]] | None = None,
-    baseline_curve: dict[str, Any] | None = None,
-) -> str:
-    """A self-contained page: the verdict, each gate, overall metrics (vs the champion), the
-    fairness metric per slice value as bars against the gate's band, counts and metrics per slice,
-    and per-slice ROC curves and confusion matrices (the figures of the SlicedClassificationMetrics
-    output, which the KFP UI does not render)."""
-    from components.common import html_report as hr
-
-    curves = curves or {}
-    label = _METRIC_LABELS.get(fairness_metric, fairness_metric)
-    verdict = "blessed" if blessing.blessed else "not_blessed"
-    failed = [g.name for g in blessing.gates if not g.passed]
-    sections = [hr.section("Verdict", hr.callout(
-        verdict,
-        f"<strong>{hr.badge(verdict, 'BLESSED' if blessing.blessed else 'NOT BLESSED')} ",
-        hr.escape("all gates passed" if not failed else "failed gates: " + ", ".join(failed)),
-        "</strong>",
-    ))]
-
-    rows = []
-    for gate in blessing.gates:
-        rule = _GATE_RULES.get(gate.name, "{t:g}").format(t=gate.threshold, metric=label)
-        badge = "warn" if not gate.applicable else "pass" if gate.passed else "fail"
-        rows.append([gate.name, hr.badge(badge, gate.verdict),
-                     _finite_or_none(gate.value), rule, gate.detail])
-    sections.append(hr.section("Gates", hr.table(["gate", "status", "value", "rule", "detail"], rows,
-                                                 raw_html_columns=[1])))
-
-    shown = ["auc", "accuracy", "precision", "recall", "false_positive_rate", "false_negative_rate",
-             "calibration", "example_count"]
-    if blessing.baseline_metrics is not None:
-        champion = f"champion {blessing.baseline_version or ''}".strip()
-        rows = []
-        for key in shown:
-            new, old = _figure(blessing.metrics, key), _figure(blessing.baseline_metrics, key)
-            change = None if new is None or old is None else new - old
-            rows.append([_METRIC_LABELS[key], new, old, None if change is None else f"{change:+.4f}"])
-        overall = hr.table(["metric", "candidate", champion, "change"], rows)
-    else:
-        overall = hr.table(["metric", "candidate"], [[_METRIC_LABELS[k], _figure(blessing.metrics, k)] for k in shown])
-        overall += hr.paragraph("No champion in the registry: nothing to compare against.")
-    sections.append(hr.section(f"Overall metrics at decision threshold {decision_threshold:g}", overall))
-
-    skipped = {(s["column"], s["value"]): s for s in blessing.skipped_slices}
-    for column in slice_columns:
-        values = blessing.slices.get(column, {})
-        eligible = _eligible(blessing, column, fairness_metric)
-        body = []
-        if len(eligible) >= 2:
-            gap = max(eligible.values()) - min(eligible.values())
-            ok = gap <= fairness_max_gap
-            heading = f"Slice {column}: {label} gap {gap:.4f} {'≤' if ok else '>'} {fairness_max_gap:g}"
-            worse_up = fairness_metric in HIGHER_IS_WORSE
-            # The gate bounds the gap; drawn as a line: no bar may pass best value ± max gap.
-            bound = (min(eligible.values()) + fairness_max_gap if worse_up
-                     else max(eligible.values()) - fairness_max_gap)
-            body.append(hr.callout("ok" if ok else "fail", hr.escape(
-                f"{label} per {column} value; the dashed line is the best value "
-                f"{'+' if worse_up else '−'} the allowed gap {fairness_max_gap:g}: a bar past it fails the gate.")))
-            body.append(hr.bar_chart({f"{column}={v}": x for v, x in eligible.items()}, bound=bound,
-                                     bound_label=f"bound {'min +' if worse_up else 'max −'} {fairness_max_gap:g} =",
-                                     higher_is_worse=worse_up))
-        else:
-            heading = f"Slice {column}: gap not computed"
-            body.append(hr.callout("warn", hr.escape(
-                f"Fewer than 2 values of {column} have >= {min_slice_examples} examples and a defined "
-                f"{label}: the fairness gate does not compare them.")))
-        rows = []
-        for value, x in sorted(values.items()):
-            note = skipped.get((column, value))
-            rows.append([f"{column}={value}", _figure(x, "example_count"),
-                         *[_finite_or_none(x.get(k)) for k in ("auc", "false_positive_rate", "false_negative_rate",
-                                                                 "accuracy", "precision", "recall")],
-                         hr.badge("warn", "skipped: " + note["reason"]) if note else hr.badge("ok", "in gate")])
-        body.append(hr.table(["slice", "n", "AUC", "FPR", "FNR", "accuracy", "precision", "recall", "fairness gate"],
-                             rows, raw_html_columns=[8]))
-        sections.append(hr.section(heading, *body))
-
-    if curves:
-        roc = {name: [(f, t) for f, t, _ in c["roc"]] for name, c in curves.items() if c["roc"]}
-        if baseline_curve and baseline_curve.get("roc"):
-            roc[f"champion {blessing.baseline_version or ''} (overall)".replace("  ", " ")] = [
-                (f, t) for f, t, _ in baseline_curve["roc"]]
-        rows = []
-        for name, c in curves.items():
-            (tn, fp), (fn, tp) = c["confusion_matrix"]
-            rows.append([name, tn + fp + fn + tp, tn, fp, fn, tp,
-                         fp / (fp + tn) if fp + tn else None, tp / (tp + fn) if tp + fn else None])
-        sections.append(hr.section(
-            "ROC curve and confusion matrix per slice",
-            hr.paragraph(f"Confusion matrices at the decision threshold {decision_threshold:g} "
-                         "(label 1 = positive); the same figures are in the sliced_metrics output."),
-            '<div class="grid"><div>',
-            hr.table(["slice", "n", "TN", "FP", "FN", "TP", "FPR", "TPR"], rows),
-            "</div><div>", hr.roc_chart(roc), "</div></div>",
-        ))
-    subtitle = (f"TFMA on the eval split; fairness metric {fairness_metric}, max gap {fairness_max_gap:g} "
-                f"over slice values with ≥ {min_slice_examples} examples")
-    return hr.page("Model evaluation and fairness", sections, subtitle=subtitle)
+    return {name: values.get(name) for name in (*METRIC_NAMES, ECE)}
 
 
 # --------------------------------------------------------------------------------------------
@@ -787,52 +478,41 @@ def evaluate(
     slices: list[str],
     baseline_model_dir: str = "",
     baseline_version: str = "",
-    auc_floor: float = 0.7,
-    max_auc_regression: float = 0.01,
-    fairness_metric: str = "false_negative_rate",
-    fairness_max_gap: float = 0.25,
-    decision_threshold: float = 0.5,
-    min_slice_examples: int = 20,
-    fairness_require_assessment: bool = True,
     beam_args: list[str] | None = None,
+    **policy: Any,
 ) -> Blessing:
-    """Run TFMA on the eval split, apply the gates, write blessing.json and fairness_report.md."""
-    if fairness_metric not in FAIRNESS_METRICS:
-        raise PipelineInputError(
-            f"fairness_metric {fairness_metric!r} is not one of {sorted(FAIRNESS_METRICS)}"
-        )
+    """Run TFMA on the eval split, fit the simple baselines, apply the gates (`policy`: GatePolicy's
+    fields), write blessing.json and fairness_report.{md,html}."""
+    gate_policy = GatePolicy(**policy)  # a PipelineInputError names a bad bound
     label, slices, eval_path = _check_inputs(examples_dir, label, list(slices or []))
     models = {CANDIDATE: resolve_saved_model(model_dir, "model")}
+    gate_policy = gate_policy.with_model_threshold(_model_threshold(model_dir))
     if baseline_model_dir:
         models[BASELINE] = resolve_saved_model(baseline_model_dir, "baseline (champion) model")
     eval_config = build_eval_config(
         label,
         slices,
         has_baseline=BASELINE in models,
-        auc_floor=auc_floor,
-        max_auc_regression=max_auc_regression,
-        decision_threshold=decision_threshold,
+        auc_floor=gate_policy.auc_floor,
+        max_auc_regression=gate_policy.max_auc_regression,
+        decision_threshold=gate_policy.decision_threshold,
     )
     fio.makedirs(evaluation_dir)
     start = time.monotonic()
     run_tfma(eval_path, eval_config, models, evaluation_dir, beam_args)
     seconds = time.monotonic() - start
     log.info("TFMA over %s took %.1f s", eval_path, seconds)
-    return bless(
-        evaluation_dir,
-        blessing_dir,
-        slices=slices,
-        has_baseline=BASELINE in models,
-        baseline_version=baseline_version,
-        auc_floor=auc_floor,
-        max_auc_regression=max_auc_regression,
-        fairness_metric=fairness_metric,
-        fairness_max_gap=fairness_max_gap,
-        decision_threshold=decision_threshold,
-        min_slice_examples=min_slice_examples,
-        fairness_require_assessment=fairness_require_assessment,
-        evaluation_seconds=seconds,
-    )
+    baselines = {name: b.to_dict() for name, b in simple.fit_baselines(examples_dir).items()}
+    log.info("simple baselines on the same splits: %s", baselines)
+    return bless(evaluation_dir, blessing_dir, slices=slices, has_baseline=BASELINE in models,
+                 baseline_version=baseline_version, policy=gate_policy, simple_baselines=baselines,
+                 evaluation_seconds=seconds)
+
+
+def _model_threshold(model_dir: str) -> float | None:
+    """The decision threshold train chose on validation (model_info.json), if it recorded one."""
+    info = fio.join(model_dir, names.MODEL_INFO_FILE)
+    return fio.read_json(info).get("decision_threshold") if fio.exists(info) else None
 
 
 def bless(
@@ -842,42 +522,59 @@ def bless(
     slices: list[str],
     has_baseline: bool,
     baseline_version: str = "",
-    auc_floor: float = 0.7,
-    max_auc_regression: float = 0.01,
-    fairness_metric: str = "false_negative_rate",
-    fairness_max_gap: float = 0.25,
-    decision_threshold: float = 0.5,
-    min_slice_examples: int = 20,
-    fairness_require_assessment: bool = True,
+    policy: GatePolicy | None = None,
+    simple_baselines: dict[str, dict[str, Any]] | None = None,
     evaluation_seconds: float = 0.0,
 ) -> Blessing:
     """Apply the gates to a TFMA output directory; write blessing.json and fairness_report.{md,html}.
 
-    The AUC thresholds TFMA validated are fixed when TFMA runs; the fairness bound and slice
-    minimum apply here, so a stricter fairness policy can be re-checked without re-running TFMA.
+    The AUC thresholds TFMA validated are fixed when TFMA runs; the other bounds apply here, so a
+    stricter policy can be re-checked without re-running TFMA.
     """
-    by_model = read_tfma_metrics(evaluation_dir)
-    candidate = by_model.get(CANDIDATE, {})
+    policy = policy or GatePolicy()
+    if not 0.0 < policy.decision_threshold < 1.0:
+        raise PipelineInputError(f"bless needs a decision threshold in (0, 1), got {policy.decision_threshold}")
+    figures = read_tfma_metrics(evaluation_dir)
+    candidate = figures.metrics.get(CANDIDATE, {})
     if () not in candidate:
         raise RuntimeError(f"TFMA wrote no overall metrics for the candidate under {evaluation_dir}")
+    intervals = figures.intervals.get(CANDIDATE, {})
     metrics = _full_metrics(candidate[()])
-    baseline_metrics = _full_metrics(by_model.get(BASELINE, {}).get(())) if has_baseline else None
+    baseline_metrics = _full_metrics(figures.metrics.get(BASELINE, {}).get(())) if has_baseline else None
     per_slice: dict[str, dict[str, dict[str, float | None]]] = {column: {} for column in slices}
+    slice_intervals: dict[str, dict[str, Interval]] = {column: {} for column in slices}
     for key, values in candidate.items():
         if len(key) == 1 and key[0][0] in per_slice:
-            per_slice[key[0][0]][key[0][1]] = _full_metrics(values)
+            column, value = key[0]
+            per_slice[column][value] = _full_metrics(values)
+            slice_intervals[column][value] = Interval.of(intervals.get(key, {}).get(policy.fairness_metric))
+    overall = intervals.get((), {})
 
     validation_ok, tfma_failures = read_tfma_validation(evaluation_dir)
     version = (baseline_version or None) if has_baseline else None
+    change = figures.intervals.get(BASELINE, {}).get((), {}).get("change_auc")
+    logistic = (simple_baselines or {}).get(simple.LOGISTIC)
+    rule = policy.gate_rule
     gates = [
-        metric_floor_gate(metrics, auc_floor, tfma_failures),
-        no_regression_gate(metrics, baseline_metrics, version, max_auc_regression, tfma_failures),
+        metric_floor_gate(metrics, Interval.of(overall.get("auc")), policy.auc_floor, tfma_failures, rule, CANDIDATE),
+        no_regression_gate(metrics, baseline_metrics, version, policy.max_auc_regression, tfma_failures,
+                           Interval.of(change), rule),
     ]
-    fair, skipped = fairness_gate(per_slice, fairness_metric, fairness_max_gap, min_slice_examples,
-                                  fairness_require_assessment)
-    gates.append(fair)
-    if validation_ok != (gates[0].passed and gates[1].passed):
+    fair, skipped = fairness_gate(per_slice, policy.fairness_metric, policy.fairness_max_gap,
+                                  policy.min_slice_examples, policy.fairness_require_assessment,
+                                  slice_intervals, rule)
+    gates += [
+        fair,
+        calibration_gate(metrics, Interval.of(overall.get("calibration")),
+                         (policy.calibration_min, policy.calibration_max), policy.max_expected_calibration_error, rule),
+        baseline_gate(finite_or_none(metrics.get("auc")), logistic, policy.baseline_auc_margin,
+                      n=int(metrics["example_count"]) if metrics.get("example_count") else None),
+    ]
+    auc_gates = [g for g in gates if g.name in (GATE_METRIC_FLOOR, GATE_NO_REGRESSION)]
+    # With intervals on, TFMA validates the AUC thresholds on the interval's bound.
+    if rule == RULE_INTERVAL and validation_ok != all(g.passed for g in auc_gates):
         log.warning("TFMA validation_ok=%s disagrees with the AUC gates: %s", validation_ok, tfma_failures)
+    curves = read_calibration_curves(evaluation_dir).get(CANDIDATE, {})
     blessing = Blessing(
         blessed=all(g.passed for g in gates),
         gates=gates,
@@ -887,19 +584,17 @@ def bless(
         slices=per_slice,
         skipped_slices=skipped,
         evaluation_seconds=round(float(evaluation_seconds), 3),
+        decision_threshold=policy.decision_threshold,
+        intervals={slice_name(k): v for k, v in intervals.items()},
+        simple_baselines=dict(simple_baselines or {}),
+        calibration_curves={slice_name(k): v for k, v in curves.items()},
     )
     fio.write_json_atomic(fio.join(blessing_dir, names.BLESSING_FILE), blessing.to_dict())
-    fio.write_text_atomic(
-        fio.join(blessing_dir, FAIRNESS_REPORT_FILE),
-        fairness_report(blessing, slices, fairness_metric, fairness_max_gap, min_slice_examples, decision_threshold),
-    )
-    curves = classification_curves(evaluation_dir, decision_threshold)
-    baseline_curve = classification_curve(evaluation_dir, decision_threshold, BASELINE) if has_baseline else None
-    fio.write_text_atomic(
-        fio.join(blessing_dir, FAIRNESS_HTML_FILE),
-        fairness_html(blessing, slices, fairness_metric, fairness_max_gap, min_slice_examples,
-                      decision_threshold, curves, baseline_curve),
-    )
+    fio.write_text_atomic(fio.join(blessing_dir, FAIRNESS_REPORT_FILE), fairness_report(blessing, slices, policy))
+    roc = classification_curves(evaluation_dir, policy.decision_threshold)
+    baseline_curve = classification_curve(evaluation_dir, policy.decision_threshold, BASELINE) if has_baseline else None
+    fio.write_text_atomic(fio.join(blessing_dir, FAIRNESS_HTML_FILE),
+                          fairness_html(blessing, slices, policy, roc, baseline_curve))
     for gate in gates:
         log.info("gate %s: %s (%s)", gate.name, gate.verdict, gate.detail)
     return blessing

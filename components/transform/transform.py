@@ -1,4 +1,4 @@
-"""Transform: tf.Transform analysis on train, the same transform applied to train and eval.
+"""Transform: tf.Transform analysis on train, the same transform applied to every split.
 
 Everything is derived from the ingest metadata.json (column types, label, feature columns):
 
@@ -9,7 +9,7 @@ Everything is derived from the ingest metadata.json (column types, label, featur
 * the label is passed through as int64.
 
 Key and slice columns are not model inputs and are not transformed. One Beam pipeline analyses
-train and transforms train and eval; `beam_args` choose the runner (DirectRunner locally,
+train and transforms every split; `beam_args` choose the runner (DirectRunner locally,
 Dataflow/Flink/Spark at scale).
 """
 
@@ -164,12 +164,15 @@ def run_transform(
         transformed_train, transform_fn = sources[names.TRAIN] | "AnalyzeAndTransform" >> (
             tft_beam.AnalyzeAndTransformDataset(preprocessing_fn, output_record_batches=True)
         )
-        transformed_eval = (sources[names.EVAL], transform_fn) | "TransformEval" >> (
-            tft_beam.TransformDataset(output_record_batches=True)
-        )
+        transformed = {names.TRAIN: transformed_train}
+        for split in names.SPLITS:
+            if split != names.TRAIN:  # the train split's analysis, applied as is
+                transformed[split] = (sources[split], transform_fn) | f"Transform{split}" >> (
+                    tft_beam.TransformDataset(output_record_batches=True)
+                )
         _ = transform_fn | "WriteTransformFn" >> tft_beam.WriteTransformFn(transform_graph_dir)
 
-        for split, (data, _meta) in ((names.TRAIN, transformed_train), (names.EVAL, transformed_eval)):
+        for split, (data, _meta) in transformed.items():
             examples = data | f"Encode{split}" >> beam.FlatMap(_encode_record_batch, split)
             _ = examples | f"Write{split}" >> beam.io.WriteToTFRecord(
                 fio.join(transformed_examples_dir, split, TRANSFORMED_PREFIX),

@@ -3,6 +3,7 @@ import pandas as pd
 import pytest
 
 from components.evaluate import baseline as bl
+from components.evaluate.gates import baseline_gate
 
 
 def _frame(n: int, seed: int) -> pd.DataFrame:
@@ -30,10 +31,10 @@ def test_logistic_separates_and_majority_is_the_floor(scores):
 
 def test_gate_fails_clearly_worse_and_passes_not_worse(scores):
     lr, _ = scores
-    bad = bl.baseline_gate(lr.auc - 0.1, lr, 0.01)
-    ok = bl.baseline_gate(lr.auc - 0.005, lr, 0.01)
+    bad = baseline_gate(lr.auc - 0.1, lr.to_dict(), 0.01)
+    ok = baseline_gate(lr.auc - 0.005, lr.to_dict(), 0.01)
     assert (bad.passed, bad.verdict, ok.passed, ok.verdict) == (False, "FAIL", True, "PASS")
-    assert bl.baseline_gate(0.8, None, 0.01).verdict == "N/A"
+    assert baseline_gate(0.8, None, 0.01).verdict == "N/A"
 
 
 def test_split_columns():

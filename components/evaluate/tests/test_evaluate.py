@@ -16,6 +16,7 @@ import pytest
 from components.common import names
 from components.common.errors import PipelineInputError
 from components.evaluate import evaluate as ev
+from components.evaluate.blessing import read_blessing
 from components.evaluate.tests import stand_in
 from components.ingest.ingest import split_path
 
@@ -23,8 +24,9 @@ SLICES = ["afam", "phist"]  # phist=yes has ~10 eval rows: below min_slice_examp
 THRESHOLD = 0.15  # near the base rate (~0.11): both error rates informative, FNR gap 0.2
 METRIC_KEYS = {
     "auc", "accuracy", "precision", "recall", "calibration", "example_count",
-    "false_positive_rate", "false_negative_rate",
+    "false_positive_rate", "false_negative_rate", "brier_score", "log_loss", "expected_calibration_error",
 }
+GATES = ["metric_floor", "no_regression", "fairness", "calibration", "baseline"]
 
 
 @pytest.fixture(scope="module")
@@ -115,12 +117,15 @@ def numpy_rates(scores: np.ndarray, labels: np.ndarray, threshold: float) -> dic
 
 def test_good_model_is_blessed_with_all_gates(good_run):
     blessing, _, blessing_dir = good_run
-    assert [g.name for g in blessing.gates] == ["metric_floor", "no_regression", "fairness"]
-    assert all(g.passed for g in blessing.gates), [g.to_dict() for g in blessing.gates]
+    assert [g.name for g in blessing.gates] == GATES
+    assert all(g.passed for g in blessing.gates), "\n".join(g.detail for g in blessing.gates)
     assert blessing.blessed is True
     floor = blessing.gate("metric_floor")
     assert floor.threshold == 0.7 and floor.value == pytest.approx(blessing.metrics["auc"])
-    assert blessing.gate("no_regression").detail == "no champion"
+    assert floor.rule == "point_estimate" and floor.n == blessing.metrics["example_count"]
+    assert floor.lower < floor.value < floor.upper  # TFMA's jackknife interval
+    regression = blessing.gate("no_regression")
+    assert regression.verdict == "N/A" and regression.detail.startswith("not applicable: no champion")
     assert blessing.baseline_metrics is None and blessing.baseline_version is None
     assert set(blessing.slices["afam"]) == {"yes", "no"}
     counts = [blessing.slices["afam"][v]["example_count"] for v in ("yes", "no")]
@@ -134,16 +139,18 @@ def test_blessing_json_has_the_contract_shape(good_run):
         record = json.load(f)
     assert set(record) == {
         "blessed", "gates", "metrics", "baseline_metrics", "baseline_version", "slices",
-        "skipped_slices", "evaluation_seconds",
+        "skipped_slices", "evaluation_seconds", "intervals", "simple_baselines", "calibration_curves",
+        "decision_threshold",
     }
     assert record == json.loads(json.dumps(blessing.to_dict()))
     assert record["blessed"] is True
     for gate in record["gates"]:
-        assert set(gate) == {"name", "passed", "applicable", "value", "threshold", "detail"}
+        assert set(gate) == {"name", "passed", "applicable", "value", "lower", "upper", "n", "rule",
+                             "threshold", "detail"}
         assert isinstance(gate["passed"], bool) and isinstance(gate["threshold"], float)
     assert METRIC_KEYS <= set(record["metrics"])
     assert METRIC_KEYS <= set(record["slices"]["afam"]["yes"])
-    assert ev.read_blessing(blessing_dir).to_dict() == record
+    assert read_blessing(blessing_dir).to_dict() == record
 
 
 def test_metrics_match_an_independent_numpy_computation(good_run, reference):
@@ -156,6 +163,11 @@ def test_metrics_match_an_independent_numpy_computation(good_run, reference):
         assert blessing.metrics[key] == pytest.approx(value, abs=1e-2), key
     assert blessing.metrics["mean_label"] == pytest.approx(labels.mean(), abs=1e-6)
     assert blessing.metrics["calibration"] == pytest.approx(scores.mean() / labels.mean(), abs=1e-2)
+    from components.train import calibration
+
+    expected = calibration.summary(scores, labels)  # the figures train reports on validation
+    for key in ("brier_score", "log_loss", "expected_calibration_error"):
+        assert blessing.metrics[key] == pytest.approx(expected[key], abs=1e-4), key
     for value in ("yes", "no"):
         mask = reference["afam"] == value
         got = blessing.slices["afam"][value]
@@ -199,8 +211,10 @@ def test_fairness_report_markdown(good_run):
     afam = blessing.slices["afam"]
     gap = abs(afam["yes"]["false_negative_rate"] - afam["no"]["false_negative_rate"])
     assert f"## Slice `afam`: false_negative_rate gap {gap:.4f}" in report
-    for name in ("metric_floor", "no_regression", "fairness"):
+    for name in ("metric_floor", "fairness", "calibration", "baseline"):
         assert f"- **{name}**: PASS" in report
+    assert "- **no_regression**: N/A" in report
+    assert "Simple baseline logistic_regression (same splits): AUC" in report
     assert "- phist=yes:" in report
 
 
@@ -241,7 +255,7 @@ def test_tight_fairness_bound_fails_and_names_the_gap(good_run, tmp_path):
     assert gap > 0
     strict = ev.bless(
         evaluation_dir, str(tmp_path), slices=SLICES, has_baseline=False,
-        fairness_max_gap=0.0, decision_threshold=THRESHOLD,
+        policy=ev.GatePolicy(fairness_max_gap=0.0, decision_threshold=THRESHOLD),
     )
     fairness = strict.gate("fairness")
     assert fairness.passed is False and strict.blessed is False
@@ -257,7 +271,8 @@ def test_fairness_metric_is_configurable(good_run, tmp_path):
     afam = blessing.slices["afam"]
     gap = abs(afam["yes"]["auc"] - afam["no"]["auc"])
     by_auc = ev.bless(evaluation_dir, str(tmp_path), slices=["afam"], has_baseline=False,
-                      fairness_metric="auc", fairness_max_gap=gap / 2)
+                      policy=ev.GatePolicy(fairness_metric="auc", fairness_max_gap=gap / 2,
+                                           decision_threshold=THRESHOLD))
     assert by_auc.gate("fairness").value == pytest.approx(gap)
     assert by_auc.gate("fairness").passed is False
 
@@ -267,7 +282,7 @@ def test_min_slice_examples_above_a_slice_skips_it(good_run, tmp_path):
     n_yes = int(blessing.slices["afam"]["yes"]["example_count"])
     relaxed = ev.bless(
         evaluation_dir, str(tmp_path), slices=["afam"], has_baseline=False,
-        fairness_max_gap=0.0, min_slice_examples=n_yes + 1,
+        policy=ev.GatePolicy(fairness_max_gap=0.0, min_slice_examples=n_yes + 1, decision_threshold=THRESHOLD),
     )
     skipped = {s["slice"]: s for s in relaxed.skipped_slices}
     assert skipped["afam=yes"]["example_count"] == n_yes
@@ -278,18 +293,71 @@ def test_min_slice_examples_above_a_slice_skips_it(good_run, tmp_path):
     assert fairness.detail.startswith("not assessed, failed closed (fairness_require_assessment)")
     lenient = ev.bless(
         evaluation_dir, str(tmp_path / "lenient"), slices=["afam"], has_baseline=False,
-        fairness_max_gap=0.0, min_slice_examples=n_yes + 1, fairness_require_assessment=False,
+        policy=ev.GatePolicy(fairness_max_gap=0.0, min_slice_examples=n_yes + 1, fairness_require_assessment=False,
+                             decision_threshold=THRESHOLD),
     )
     assert lenient.gate("fairness").passed and "fairness_require_assessment is off" in lenient.gate("fairness").detail
 
 
 def test_no_slice_column_makes_the_fairness_gate_not_applicable(good_run, tmp_path):
     _, evaluation_dir, _ = good_run
-    blessing = ev.bless(evaluation_dir, str(tmp_path), slices=[], has_baseline=False)
+    blessing = ev.bless(evaluation_dir, str(tmp_path), slices=[], has_baseline=False,
+                        policy=ev.GatePolicy(decision_threshold=THRESHOLD))
     fairness = blessing.gate("fairness")
     assert not fairness.applicable and fairness.verdict == "N/A" and fairness.detail.startswith("not applicable")
-    assert blessing.to_dict()["gates"][-1]["applicable"] is False
+    assert blessing.to_dict()["gates"][GATES.index("fairness")]["applicable"] is False
     assert "**fairness**: N/A" in (tmp_path / ev.FAIRNESS_REPORT_FILE).read_text()
+
+
+def test_fairness_gap_interval_and_the_interval_rule(good_run, tmp_path):
+    """The gap's interval comes from the two slice values' standard errors; interval_bound judges
+    its upper end, so a bound between the gap and that end passes on the point estimate only."""
+    blessing, evaluation_dir, _ = good_run
+    fairness = blessing.gate("fairness")
+    assert fairness.lower < fairness.value < fairness.upper
+    assert fairness.n == sum(blessing.slices["afam"][v]["example_count"] for v in ("yes", "no"))
+    bound = (fairness.value + fairness.upper) / 2
+    by_point = ev.bless(evaluation_dir, str(tmp_path / "p"), slices=["afam"], has_baseline=False,
+                        policy=ev.GatePolicy(fairness_max_gap=bound, decision_threshold=THRESHOLD))
+    by_interval = ev.bless(evaluation_dir, str(tmp_path / "i"), slices=["afam"], has_baseline=False,
+                           policy=ev.GatePolicy(fairness_max_gap=bound, decision_threshold=THRESHOLD,
+                                                gate_rule="interval_bound"))
+    assert by_point.gate("fairness").passed and not by_interval.gate("fairness").passed
+    assert by_interval.gate("fairness").rule == "interval_bound" and "interval bound" in by_interval.gate("fairness").detail
+    floor = by_interval.gate("metric_floor")
+    assert floor.passed == (floor.lower >= 0.7) and "interval bound" in floor.detail
+
+
+def test_calibration_gate_band_and_ece(good_run, tmp_path):
+    """The stand-in is a logistic fit on these rows: calibrated (mean prediction = positive rate).
+    A band that excludes 1.0 is refused; a tiny ECE bound fails the gate and says so."""
+    blessing, evaluation_dir, blessing_dir = good_run
+    gate = blessing.gate("calibration")
+    assert gate.passed and gate.value == pytest.approx(1.0, abs=0.05)
+    assert "expected calibration error" in gate.detail
+    strict = ev.bless(evaluation_dir, str(tmp_path), slices=["afam"], has_baseline=False,
+                      policy=ev.GatePolicy(max_expected_calibration_error=1e-6, decision_threshold=THRESHOLD))
+    assert not strict.gate("calibration").passed and not strict.blessed
+    assert "> 1e-06" in strict.gate("calibration").detail
+    with pytest.raises(PipelineInputError, match="calibration band"):
+        ev.GatePolicy(calibration_min=1.1)
+    curve = blessing.calibration_curves["overall"]
+    assert sum(n for _, _, n in curve) == blessing.metrics["example_count"]
+    assert "mean predicted probability" in open(os.path.join(blessing_dir, ev.FAIRNESS_HTML_FILE)).read()
+
+
+def test_baseline_gate_compares_with_a_logistic_regression_on_the_same_splits(good_run, weak_vs_champion_run):
+    """The good stand-in (fitted on the eval rows) beats a logistic regression fitted on train; the
+    weak one (three features) does not, by more than the margin."""
+    good, _, _ = good_run
+    weak, _, _ = weak_vs_champion_run
+    lr = good.simple_baselines["logistic_regression"]
+    assert good.simple_baselines["majority"]["auc"] == 0.5 and 0.5 < lr["auc"] < 1
+    assert good.gate("baseline").passed
+    assert good.gate("baseline").value == pytest.approx(good.metrics["auc"] - lr["auc"])
+    gate = weak.gate("baseline")
+    assert gate.passed == (weak.metrics["auc"] >= lr["auc"] - 0.01)
+    assert "logistic_regression baseline" in gate.detail
 
 
 # ------------------------------------------------------------------------------------------------
@@ -323,7 +391,7 @@ def test_regression_against_a_better_champion_fails(weak_vs_champion_run, good_r
     assert blessing.baseline_metrics["auc"] == pytest.approx(good_auc, abs=1e-6)
     assert regression.value == pytest.approx(blessing.metrics["auc"] - good_auc, abs=1e-9)
     assert regression.value < -0.01 and regression.threshold == 0.01
-    assert "champion v7" in regression.detail and "TFMA change threshold failed" in regression.detail
+    assert "champion v7" in regression.detail and "change threshold (on its interval's bound) failed" in regression.detail
 
 
 # ------------------------------------------------------------------------------------------------
@@ -357,6 +425,14 @@ def test_missing_champion_model_is_a_clear_error(examples_dir, models, tmp_path)
     with pytest.raises(PipelineInputError, match="baseline"):
         ev.evaluate(examples_dir, models["good"], str(tmp_path / "e"), str(tmp_path / "b"),
                     label="deny", slices=["afam"], baseline_model_dir=str(tmp_path / "gone"))
+
+
+def test_model_threshold_needs_a_model_that_recorded_one(examples_dir, models, tmp_path):
+    """decision_threshold 0 means the one train chose on validation; a model without model_info.json
+    (the stand-ins) cannot supply it."""
+    with pytest.raises(PipelineInputError, match="records no decision threshold"):
+        ev.evaluate(examples_dir, models["good"], str(tmp_path / "e"), str(tmp_path / "b"),
+                    label="deny", slices=["afam"], decision_threshold=0.0)
 
 
 def test_default_beam_args_pin_the_local_runner():
@@ -413,16 +489,18 @@ def test_component_runs_against_the_registry_champion(examples_dir, models, tmp_
         examples=dsl.Dataset(uri=examples_dir), model=dsl.Model(uri=models["good"]),
         label="deny", slices=["afam"], registry_uri=registry_uri, model_name="hmda",
         auc_floor=0.7, max_auc_regression=0.01, fairness_metric="false_negative_rate",
-        fairness_max_gap=0.25, decision_threshold=THRESHOLD, min_slice_examples=20, fairness_require_assessment=True, beam_args=[],
+        fairness_max_gap=0.25, decision_threshold=THRESHOLD, min_slice_examples=20, fairness_require_assessment=True,
+        calibration_min=0.8, calibration_max=1.25, max_expected_calibration_error=0.05, baseline_auc_margin=0.01,
+        gate_rule="point_estimate", beam_args=[],
         **outputs,
     )
-    blessing = ev.read_blessing(str(tmp_path / "blessing"))
+    blessing = read_blessing(str(tmp_path / "blessing"))
     # Same model as the champion: change 0, within the allowed drop.
     assert blessing.baseline_version == "v3" and blessing.blessed
     assert blessing.gate("no_regression").value == pytest.approx(0.0, abs=1e-9)
     meta = outputs[names.BLESSING].metadata
     assert meta["blessed"] is True and meta["baseline_version"] == "v3"
-    assert [g["name"] for g in meta["gates"]] == ["metric_floor", "no_regression", "fairness"]
+    assert [g["name"] for g in meta["gates"]] == GATES
     assert outputs[names.EVAL_METRICS].metadata["auc"] == pytest.approx(blessing.metrics["auc"])
     assert "| value | n | AUC | FPR | FNR | accuracy | in gate |" in (tmp_path / "report.md").read_text()
     cm = outputs[names.CLASSIFICATION_METRICS].metadata

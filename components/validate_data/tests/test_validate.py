@@ -190,12 +190,17 @@ def test_sparse_columns_may_be_absent_from_a_split(hmda_csv, tmp_path):
     filled in 30 eval rows and no train row is a new column."""
     import numpy as np
 
-    from components.ingest.ingest import split_is_eval
+    from components.common.config import PipelineConfig
+    from components.ingest.ingest import split_buckets
+
+    config = PipelineConfig()
 
     def sparse(frame):
-        is_eval = split_is_eval(frame, "rownames", 0.2)
+        buckets = split_buckets(frame, "rownames")
+        is_eval = buckets < config.eval_fraction
+        is_train = buckets >= config.eval_fraction + config.validation_fraction
         frame = frame.assign(broker_note=None, rare_fee=np.nan)
-        frame.loc[np.flatnonzero(~is_eval)[:3], "broker_note"] = "see file"
+        frame.loc[np.flatnonzero(is_train)[:3], "broker_note"] = "see file"
         frame.loc[np.flatnonzero(is_eval)[:3], "rare_fee"] = 125.0
         frame.loc[np.flatnonzero(is_eval)[:30], "new_source"] = "web"
         return frame

@@ -1,0 +1,182 @@
+"""Calibrated probabilities: undo the class-weight prior shift, then fit a calibrator on validation.
+
+Training with class weights w_c = n / (2 n_c) trains the model as if both classes were equally
+frequent, so its odds are the true odds times n_0 / n_1: adding log(n_1 / n_0) to its logit undoes
+that (the prior-shift correction). A calibrator fitted on the validation split, never on eval, then
+maps the corrected logit to a probability:
+
+* platt: sigmoid(a * z + b), a logistic regression on z (two parameters; any validation size);
+* isotonic: a monotone piecewise-linear map of z (scikit-learn's IsotonicRegression, interpolated
+  between its knots), only with enough validation rows: it overfits small splits (ISOTONIC_MIN_ROWS);
+* auto (the default): isotonic from ISOTONIC_MIN_ROWS validation rows, else platt.
+
+The calibrator is built from plain Dense/ReLU layers on top of the model's logit, so the exported
+SavedModel and the ONNX model return calibrated scores with no extra serving step.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any, Sequence
+
+import numpy as np
+
+from components.common.config import CALIBRATION_METHODS as METHODS
+from components.common.errors import PipelineInputError
+
+METHOD_AUTO, METHOD_PLATT, METHOD_ISOTONIC, METHOD_NONE = METHODS
+# scikit-learn's user guide: isotonic calibration overfits with fewer than about 1,000 rows.
+ISOTONIC_MIN_ROWS = 1000
+# Isotonic outputs are kept off 0 and 1 so log-loss stays finite.
+PROBABILITY_EPSILON = 1e-6
+ECE_BINS = 10
+
+
+@dataclasses.dataclass
+class Calibrator:
+    method: str
+    prior_shift: float
+    """Added to the model's logit: log(n_1 / n_0) of the train split (0 without class weights)."""
+    platt: tuple[float, float] | None = None
+    """(a, b) of sigmoid(a * z + b)."""
+    knots: list[float] | None = None
+    values: list[float] | None = None
+    """Isotonic: the probability at each knot of z, linear in between, constant outside."""
+
+    def apply(self, logits: np.ndarray) -> np.ndarray:
+        z = np.asarray(logits, dtype=np.float64) + self.prior_shift
+        if self.method == METHOD_PLATT:
+            a, b = self.platt
+            return 1.0 / (1.0 + np.exp(-(a * z + b)))
+        if self.method == METHOD_ISOTONIC:
+            return np.interp(z, self.knots, self.values)
+        return 1.0 / (1.0 + np.exp(-z))
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def prior_shift(class_weights: dict[int, float] | None) -> float:
+    """The logit correction for training with `class_weights`: the weighted odds are the true odds
+    times w_1 / w_0 (0 when no weights were used)."""
+    if not class_weights:
+        return 0.0
+    return math.log(class_weights[0] / class_weights[1])
+
+
+def choose_method(method: str, validation_rows: int) -> str:
+    if method not in METHODS:
+        raise PipelineInputError(f"calibration method must be one of {list(METHODS)}, got {method!r}")
+    if method == METHOD_AUTO:
+        return METHOD_ISOTONIC if validation_rows >= ISOTONIC_MIN_ROWS else METHOD_PLATT
+    return method
+
+
+def fit(logits: np.ndarray, labels: np.ndarray, method: str, shift: float) -> Calibrator:
+    """A calibrator of `method` (platt/isotonic/none; auto resolved first) fitted on validation."""
+    z = np.asarray(logits, dtype=np.float64).ravel() + shift
+    y = np.asarray(labels).ravel().astype(int)
+    method = choose_method(method, len(y))
+    if method == METHOD_NONE:
+        return Calibrator(METHOD_NONE, shift)
+    if len(np.unique(y)) < 2:
+        raise PipelineInputError(
+            f"calibration needs both classes in the validation split, got {len(y)} rows of class "
+            f"{int(y[0]) if len(y) else None}; use more rows or a larger validation_fraction"
+        )
+    if method == METHOD_PLATT:
+        from sklearn.linear_model import LogisticRegression
+
+        # Unregularised (C large): two parameters need no shrinkage; lbfgs on one feature.
+        fitted = LogisticRegression(C=1e6, max_iter=1000).fit(z.reshape(-1, 1), y)
+        return Calibrator(METHOD_PLATT, shift, platt=(float(fitted.coef_[0, 0]), float(fitted.intercept_[0])))
+    from sklearn.isotonic import IsotonicRegression
+
+    fitted = IsotonicRegression(out_of_bounds="clip", y_min=PROBABILITY_EPSILON,
+                                y_max=1.0 - PROBABILITY_EPSILON).fit(z, y)
+    knots, values = _distinct_knots(fitted.X_thresholds_, fitted.y_thresholds_)
+    return Calibrator(METHOD_ISOTONIC, shift, knots=[float(v) for v in knots], values=[float(v) for v in values])
+
+
+def expected_calibration_error(probabilities: np.ndarray, labels: np.ndarray, bins: int = ECE_BINS) -> float:
+    """Σ_bins (n_bin / n) |mean label - mean prediction| over equal-width probability bins."""
+    p = np.asarray(probabilities, dtype=np.float64).ravel()
+    y = np.asarray(labels, dtype=np.float64).ravel()
+    index = np.minimum((p * bins).astype(int), bins - 1)
+    total = 0.0
+    for b in range(bins):
+        mask = index == b
+        if mask.any():
+            total += abs(y[mask].sum() - p[mask].sum())
+    return total / len(p) if len(p) else float("nan")
+
+
+def summary(probabilities: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+    """Calibration (mean prediction / mean label), ECE, Brier score and log-loss."""
+    p = np.clip(np.asarray(probabilities, dtype=np.float64).ravel(), 1e-12, 1 - 1e-12)
+    y = np.asarray(labels, dtype=np.float64).ravel()
+    return {
+        "calibration": float(p.mean() / y.mean()) if y.mean() > 0 else float("nan"),
+        "expected_calibration_error": expected_calibration_error(p, y),
+        "brier_score": float(np.mean((p - y) ** 2)),
+        "log_loss": float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p))),
+    }
+
+
+def calibration_layers(calibrator: Calibrator, logit, name: str):
+    """Keras 2 layers from the model's logit tensor to the calibrated probability named `name`.
+
+    Fixed (non-trainable) Dense and ReLU layers only, which tf2onnx converts to MatMul/Add/Relu/Clip.
+    Isotonic: y = y_0 + Σ_i (y_{i+1} - y_i) clip((z - x_i) / (x_{i+1} - x_i), 0, 1): the linear
+    interpolation between knots, constant outside them."""
+    import tf_keras as keras
+
+    const = keras.initializers.Constant
+    shift = float(calibrator.prior_shift)
+    if calibrator.method in (METHOD_PLATT, METHOD_NONE):
+        a, b = calibrator.platt if calibrator.method == METHOD_PLATT else (1.0, 0.0)
+        return keras.layers.Dense(1, activation="sigmoid", trainable=False, name=name,
+                                  kernel_initializer=const(a), bias_initializer=const(a * shift + b))(logit)
+    knots, values = np.asarray(calibrator.knots), np.asarray(calibrator.values)
+    if len(knots) == 1:  # a constant map
+        return keras.layers.Dense(1, trainable=False, name=name, kernel_initializer="zeros",
+                                  bias_initializer=const(values[0]))(logit)
+    widths = np.diff(knots)
+    # segment i's share of its rise, clip((z - x_i) / w_i, 0, 1) with z = logit + shift: each term
+    # is bounded, so float32 sums of steep segments do not cancel
+    ramps = keras.layers.Dense(len(widths), trainable=False, name=f"{name}_segments",
+                               kernel_initializer=const((1.0 / widths).reshape(1, -1)),
+                               bias_initializer=const((shift - knots[:-1]) / widths))(logit)
+    ramps = keras.layers.ReLU(max_value=1.0, name=f"{name}_ramps")(ramps)
+    return keras.layers.Dense(1, trainable=False, name=name, kernel_initializer=const(np.diff(values).reshape(-1, 1)),
+                              bias_initializer=const(values[0]))(ramps)
+
+
+def _distinct_knots(knots: Sequence[float], values: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+    """Knots with distinct x (IsotonicRegression can repeat an x at a vertical step: the last y
+    is kept, so the map and its layers agree)."""
+    x = np.asarray(knots, dtype=np.float64)
+    y = np.asarray(values, dtype=np.float64)
+    keep = np.concatenate([np.diff(x) > 1e-9, [True]])
+    return x[keep], y[keep]
+
+
+def youden_threshold(probabilities: np.ndarray, labels: np.ndarray) -> float:
+    """The decision threshold maximising Youden's J (TPR - FPR) on these rows: with calibrated
+    probabilities of a rare class 0.5 flags almost nothing, so train picks it on validation.
+    Midway between the two scores that bound the best cut, so it does not sit on a row's score."""
+    p = np.asarray(probabilities, dtype=np.float64).ravel()
+    y = np.asarray(labels).ravel().astype(int)
+    positives, negatives = int(y.sum()), int(len(y) - y.sum())
+    if positives == 0 or negatives == 0:
+        raise PipelineInputError("choosing a decision threshold needs both classes in the validation split")
+    order = np.argsort(-p, kind="stable")
+    scores, hits = p[order], y[order]
+    tpr = np.cumsum(hits) / positives
+    fpr = np.cumsum(1 - hits) / negatives
+    distinct = np.r_[scores[1:] < scores[:-1], True]  # cut only between different scores
+    j = np.where(distinct, tpr - fpr, -np.inf)
+    best = int(np.argmax(j))
+    below = scores[best + 1] if best + 1 < len(scores) else 0.0
+    return float((scores[best] + below) / 2)
