@@ -20,6 +20,8 @@ class Blessing:
     slices: dict[str, dict[str, dict[str, float | None]]]
     skipped_slices: list[dict[str, Any]]
     evaluation_seconds: float
+    bias_metrics: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
+    """bias.py's per-column differences (Vertex DetectModelBias' metrics, Fairlearn's definitions)."""
     decision_threshold: float = 0.5
     """The threshold the rates were computed at (the model's own unless the policy set one)."""
     intervals: dict[str, dict[str, dict[str, float | None]]] = dataclasses.field(default_factory=dict)
@@ -47,6 +49,7 @@ class Blessing:
             },
             "skipped_slices": list(self.skipped_slices),
             "calibration_curves": self.calibration_curves,
+            "bias_metrics": self.bias_metrics,
             "decision_threshold": float(self.decision_threshold),
             "evaluation_seconds": float(self.evaluation_seconds),
         }
@@ -65,6 +68,7 @@ class Blessing:
             intervals=record.get("intervals", {}),
             simple_baselines=record.get("simple_baselines", {}),
             calibration_curves=record.get("calibration_curves", {}),
+            bias_metrics=record.get("bias_metrics", {}),
             decision_threshold=record.get("decision_threshold", 0.5),
         )
 

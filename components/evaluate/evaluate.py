@@ -31,6 +31,7 @@ from components.common import io as fio
 from components.common import names
 from components.common.errors import PipelineInputError
 from components.evaluate import baseline as simple
+from components.evaluate.bias import bias_metrics
 from components.evaluate.blessing import Blessing
 from components.common.gate_policy import RULE_INTERVAL, GatePolicy
 from components.evaluate.gates import (
@@ -486,9 +487,9 @@ def evaluate(
     gate_policy = GatePolicy(**policy)  # a PipelineInputError names a bad bound
     label, slices, eval_path = _check_inputs(examples_dir, label, list(slices or []))
     models = {CANDIDATE: resolve_saved_model(model_dir, "model")}
-    gate_policy = gate_policy.with_model_threshold(_model_threshold(model_dir))
     if baseline_model_dir:
         models[BASELINE] = resolve_saved_model(baseline_model_dir, "baseline (champion) model")
+    gate_policy = gate_policy.with_model_threshold(_model_threshold(model_dir))
     eval_config = build_eval_config(
         label,
         slices,
@@ -575,6 +576,7 @@ def bless(
     if rule == RULE_INTERVAL and validation_ok != all(g.passed for g in auc_gates):
         log.warning("TFMA validation_ok=%s disagrees with the AUC gates: %s", validation_ok, tfma_failures)
     curves = read_calibration_curves(evaluation_dir).get(CANDIDATE, {})
+    roc = classification_curves(evaluation_dir, policy.decision_threshold)
     blessing = Blessing(
         blessed=all(g.passed for g in gates),
         gates=gates,
@@ -585,13 +587,13 @@ def bless(
         skipped_slices=skipped,
         evaluation_seconds=round(float(evaluation_seconds), 3),
         decision_threshold=policy.decision_threshold,
+        bias_metrics=bias_metrics(roc, slices),
         intervals={slice_name(k): v for k, v in intervals.items()},
         simple_baselines=dict(simple_baselines or {}),
         calibration_curves={slice_name(k): v for k, v in curves.items()},
     )
     fio.write_json_atomic(fio.join(blessing_dir, names.BLESSING_FILE), blessing.to_dict())
     fio.write_text_atomic(fio.join(blessing_dir, FAIRNESS_REPORT_FILE), fairness_report(blessing, slices, policy))
-    roc = classification_curves(evaluation_dir, policy.decision_threshold)
     baseline_curve = classification_curve(evaluation_dir, policy.decision_threshold, BASELINE) if has_baseline else None
     fio.write_text_atomic(fio.join(blessing_dir, FAIRNESS_HTML_FILE),
                           fairness_html(blessing, slices, policy, roc, baseline_curve))

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from components.common.gate_policy import GatePolicy
+from components.evaluate.bias import BIAS_METRICS
 from components.evaluate.blessing import Blessing
 from components.evaluate.gates import (
     GATE_BASELINE,
@@ -82,6 +83,14 @@ def fairness_report(blessing: Blessing, slice_columns: list[str], policy: GatePo
                 f"{fmt(x.get('false_positive_rate'))} | {fmt(x.get('false_negative_rate'))} | "
                 f"{fmt(x.get('accuracy'))} | {'no (skipped)' if (column, value) in skipped else 'yes'} |"
             )
+    if blessing.bias_metrics:
+        lines += ["", f"## Bias metrics at threshold {blessing.decision_threshold:.4g} "
+                  "(Vertex DetectModelBias, Fairlearn's between-groups difference)", "",
+                  "| slice column | accuracy diff | recall diff | specificity diff | positive proportion diff |",
+                  "|---|---|---|---|---|"]
+        for column, b in blessing.bias_metrics.items():
+            d = b["difference"]
+            lines.append(f"| {column} | " + " | ".join(fmt(d.get(k)) for k in BIAS_METRICS) + " |")
     if blessing.skipped_slices:
         lines += ["", "## Skipped slices", ""]
         lines += [f"- {s['slice']}: {s['reason']}" for s in blessing.skipped_slices]
@@ -170,6 +179,8 @@ def fairness_html(
         overall += hr.paragraph("No champion in the registry: nothing to compare against.")
     sections.append(hr.section(f"Overall metrics at decision threshold {decision_threshold:g}", overall))
     sections.append(_baselines_section(hr, blessing))
+    if blessing.bias_metrics:
+        sections.append(_bias_section(hr, blessing))
     sections.append(_calibration_section(hr, blessing))
 
     skipped = {(s["column"], s["value"]): s for s in blessing.skipped_slices}
@@ -264,3 +275,17 @@ def _calibration_section(hr, blessing: Blessing) -> str:
         '<div class="grid"><div>', table, "</div><div>", chart, "</div></div>",
     )
 
+
+def _bias_section(hr, blessing: Blessing) -> str:
+    rows = []
+    for column, b in blessing.bias_metrics.items():
+        for value, r in b["by_value"].items():
+            rows.append([f"{column}={value}", *[r.get(k) for k in BIAS_METRICS]])
+        rows.append([f"{column}: difference (max − min)", *[b["difference"].get(k) for k in BIAS_METRICS]])
+    return hr.section(
+        f"Bias metrics at decision threshold {blessing.decision_threshold:.4g}",
+        hr.paragraph("The metrics of Vertex AI's DetectModelBiasOp, defined as Fairlearn's MetricFrame "
+                     "(difference between groups: largest minus smallest value). Reported, not gated: "
+                     "the fairness gate judges the configured fairness metric."),
+        hr.table(["slice", "accuracy", "recall", "specificity", "positive proportion"], rows),
+    )

@@ -34,15 +34,19 @@ CARD_FORMAT = 1
 
 # Metrics in the order a reader looks for them; others the blessing has follow, sorted.
 METRIC_ORDER = ("auc", "accuracy", "precision", "recall", "false_positive_rate", "false_negative_rate",
-                "calibration", "mean_label", "mean_prediction", "example_count")
+                "calibration", "expected_calibration_error", "brier_score", "log_loss", "mean_label",
+                "mean_prediction", "example_count")
 SLICE_METRICS = ("auc", "false_positive_rate", "false_negative_rate", "accuracy")
 GATE_RULES = {  # what each gate of components/evaluate demands
     "metric_floor": "candidate AUC >= {t:g}",
     "no_regression": "AUC change vs champion >= -{t:g}",
     "fairness": "largest slice gap <= {t:g}",
+    "calibration": "calibration in band, ECE <= {t:g}",
+    "baseline": "AUC change vs logistic regression >= -{t:g}",
 }
 INTERVALS_NOT_COMPUTED = ("Intervals: not computed. The blessing records point estimates on the eval split; "
                           "no confidence intervals were computed, so none are shown.")
+INTERVALS_COMPUTED = "Intervals: TFMA's 95% jackknife intervals on the eval split."
 # The summary validate_data records on its statistics artifact (components/validate_data/component.py).
 DATA_VALIDATION_KEYS = ("passed", "anomaly_count", "schema_source", "row_counts")
 
@@ -182,12 +186,16 @@ def build_card(
         "blessed": bool(blessing.get("blessed")),
         "gates": [{"name": g["name"], "verdict": gate_verdict(g), "passed": bool(g.get("passed")),
                    "applicable": bool(g.get("applicable", True)), "value": g.get("value"),
+                   "lower": g.get("lower"), "upper": g.get("upper"), "n": g.get("n"), "rule": g.get("rule"),
                    "threshold": g.get("threshold"), "detail": g.get("detail", "")}
                   for g in blessing.get("gates") or []],
+        "simple_baselines": dict(blessing.get("simple_baselines") or {}),
+        "decision_threshold": blessing.get("decision_threshold"),
         "metrics": {
             "eval_split": metrics,
-            "intervals": blessing.get("intervals") or None,
-            "intervals_note": None if blessing.get("intervals") else INTERVALS_NOT_COMPUTED,
+            # evaluate records them per slice name; the card's metric table is the overall one
+            "intervals": (blessing.get("intervals") or {}).get("overall") or None,
+            "intervals_note": INTERVALS_COMPUTED if blessing.get("intervals") else INTERVALS_NOT_COMPUTED,
         },
         "comparison": comparison,
         "slices": blessing.get("slices") or {},
@@ -293,13 +301,23 @@ def card_markdown(card: Mapping[str, Any]) -> str:
         ]
 
     lines += ["", f"## Gates: {'BLESSED' if card['blessed'] else 'NOT BLESSED'}", "",
-              "| gate | verdict | value | rule | detail |", "|---|---|---|---|---|"]
+              "| gate | verdict | value | 95% interval | n | rule | judged on | detail |",
+              "|---|---|---|---|---|---|---|---|"]
     for gate in card["gates"]:
         threshold = gate.get("threshold")
         rule = GATE_RULES.get(gate["name"], "threshold {t:g}").format(t=threshold) if threshold is not None else None
         verdict = "**FAIL**" if gate["verdict"] == "FAIL" else gate["verdict"]
-        lines.append(f"| {cell(gate['name'])} | {verdict} | {cell(gate.get('value'))} | {cell(rule)} | "
+        interval = _interval({"g": gate}, "g")
+        lines.append(f"| {cell(gate['name'])} | {verdict} | {cell(gate.get('value'))} | {cell(interval)} | "
+                     f"{cell(gate.get('n'))} | {cell(rule)} | {cell((gate.get('rule') or '').replace('_', ' '))} | "
                      f"{cell(gate.get('detail'))} |")
+    baselines, evaluated = card.get("simple_baselines") or {}, card["metrics"]["eval_split"]
+    if baselines:
+        lines += ["", "## Against simple baselines (same splits)", "", "| model | AUC | Brier score |", "|---|---|---|",
+                  f"| candidate | {cell(evaluated.get('auc'))} | {cell(evaluated.get('brier_score'))} |"]
+        lines += [f"| {cell(name)} | {cell(b.get('auc'))} | {cell(b.get('brier'))} |" for name, b in baselines.items()]
+    if card.get("decision_threshold") is not None:
+        lines += ["", f"Rates (FPR, FNR, accuracy) at decision threshold {cell(card['decision_threshold'])}."]
 
     metrics, intervals, comparison = card["metrics"]["eval_split"], card["metrics"]["intervals"], card["comparison"]
     lines += ["", "## Metrics on the eval split", ""]
@@ -320,7 +338,7 @@ def card_markdown(card: Mapping[str, Any]) -> str:
         lines += [""]
     else:
         lines += ["The blessing records no metrics.", ""]
-    lines += [card["metrics"]["intervals_note"] or "Intervals as the blessing records them."]
+    lines += [card["metrics"]["intervals_note"]]
     if not comparison:
         lines += ["", "No champion to compare against."]
 

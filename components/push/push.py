@@ -330,7 +330,7 @@ def push(
 
 GATE_RULES = model_card.GATE_RULES  # what each gate of components/evaluate demands
 SUMMARY_METRICS = ("auc", "accuracy", "precision", "recall", "false_positive_rate", "false_negative_rate",
-                   "calibration", "example_count")
+                   "calibration", "expected_calibration_error", "brier_score", "example_count")
 _md = model_card.cell  # a table cell
 
 

@@ -140,7 +140,7 @@ def test_blessing_json_has_the_contract_shape(good_run):
     assert set(record) == {
         "blessed", "gates", "metrics", "baseline_metrics", "baseline_version", "slices",
         "skipped_slices", "evaluation_seconds", "intervals", "simple_baselines", "calibration_curves",
-        "decision_threshold",
+        "decision_threshold", "bias_metrics",
     }
     assert record == json.loads(json.dumps(blessing.to_dict()))
     assert record["blessed"] is True
@@ -360,6 +360,30 @@ def test_baseline_gate_compares_with_a_logistic_regression_on_the_same_splits(go
     assert "logistic_regression baseline" in gate.detail
 
 
+def test_bias_metrics_match_fairlearn(good_run, reference):
+    """Accuracy, recall, specificity and positive-proportion differences per afam value equal
+    Fairlearn's MetricFrame on the same predictions (the stand-in SavedModel run directly)."""
+    from fairlearn.metrics import MetricFrame, selection_rate
+    from sklearn.metrics import accuracy_score, recall_score
+
+    blessing, _, blessing_dir = good_run
+    labels, predicted = reference["labels"].astype(int), (reference["scores"] > THRESHOLD).astype(int)
+
+    def specificity(y, p):
+        return recall_score(y, p, pos_label=0)
+
+    frame = MetricFrame(metrics={"accuracy": accuracy_score, "recall": recall_score, "specificity": specificity,
+                                 "positive_proportion": selection_rate},
+                        y_true=labels, y_pred=predicted, sensitive_features=reference["afam"])
+    ours = blessing.bias_metrics["afam"]
+    expected = frame.difference(method="between_groups")
+    for metric in ("accuracy", "recall", "specificity", "positive_proportion"):
+        assert ours["difference"][metric] == pytest.approx(expected[metric], abs=1e-9), metric
+        for value in ("yes", "no"):
+            assert ours["by_value"][value][metric] == pytest.approx(frame.by_group[metric][value], abs=1e-9)
+    assert "Bias metrics at threshold" in open(os.path.join(blessing_dir, ev.FAIRNESS_REPORT_FILE)).read()
+
+
 # ------------------------------------------------------------------------------------------------
 # Champions
 
@@ -456,7 +480,8 @@ def test_component_interface_uses_the_shared_names():
     assert spec.outputs[names.FAIRNESS_HTML].type == "system.HTML@0.0.1"
     for parameter in ("label", "slices", "registry_uri", "model_name", "auc_floor",
                       "max_auc_regression", "fairness_metric", "fairness_max_gap",
-                      "decision_threshold", "min_slice_examples", "beam_args"):
+                      "decision_threshold", "min_slice_examples", "calibration_min", "calibration_max",
+                      "max_expected_calibration_error", "baseline_auc_margin", "gate_rule", "beam_args"):
         assert parameter in spec.inputs
 
 

@@ -114,8 +114,8 @@ def test_pushed_model_has_its_card_in_the_registry_version(run, tmp_path):
     assert text.startswith(f"# Model card: m `{result.version}`")
     assert f"| model version | `{result.version}` |" in text
     assert "| code version | `abc123` |" in text and "| data sha256 | `abc` |" in text
-    assert "| metric_floor | PASS | 0.8123 | candidate AUC >= 0.7 | AUC vs floor |" in text
-    assert "| fairness | PASS | 0.0700 | largest slice gap <= 0.25 |" in text
+    assert "| metric_floor | PASS | 0.8123 | n/a | n/a | candidate AUC >= 0.7 | point estimate | AUC vs floor |" in text
+    assert "| fairness | PASS | 0.0700 | n/a | n/a | largest slice gap <= 0.25 |" in text
     assert f"| metric | candidate | champion {CHAMPION} | change |" in text
     assert "| auc | 0.8123 | 0.7900 | +0.0223 |" in text and "| example_count | 400 | 400 | +0.0000 |" in text
     assert "| precision | 0.6100 | n/a | n/a |" in text
@@ -127,13 +127,30 @@ def test_pushed_model_has_its_card_in_the_registry_version(run, tmp_path):
     assert "Passed: 0 anomalies; schema inferred; rows train 8, eval 2." in text
 
 
+def test_card_shows_gate_intervals_and_the_simple_baselines(run, tmp_path):
+    blessing = sliced_blessing()
+    blessing["gates"][0].update(lower=0.74, upper=0.88, n=400, rule="interval_bound")
+    blessing["intervals"] = {"overall": {"auc": {"lower": 0.74, "upper": 0.88, "standard_error": 0.035}}}
+    blessing["simple_baselines"] = {"logistic_regression": {"name": "logistic_regression", "auc": 0.79, "brier": 0.08}}
+    blessing["metrics"]["brier_score"] = 0.075
+    result = _push_run(run(blessing), str(tmp_path / "registry"))
+    card = result.card
+    assert card["metrics"]["intervals"]["auc"]["lower"] == 0.74
+    assert card["simple_baselines"]["logistic_regression"]["auc"] == 0.79
+    text = model_card.card_markdown(card)
+    assert "| metric_floor | PASS | 0.8123 | [0.7400, 0.8800] | 400 | candidate AUC >= 0.7 | interval bound |" in text
+    assert "| auc | 0.8123 | [0.7400, 0.8800] |" in text and model_card.INTERVALS_COMPUTED in text
+    assert "| candidate | 0.8123 | 0.0750 |" in text and "| logistic_regression | 0.7900 | 0.0800 |" in text
+
+
 def test_not_applicable_gate_is_n_a_in_the_card_and_the_report(run, tmp_path):
     dirs = run(unsliced_blessing())
     result = _push_run(dirs, str(tmp_path / "registry"))
     assert result.pushed
     assert [g["verdict"] for g in result.card["gates"]] == ["PASS", "PASS", "N/A"]
     text = model_card.card_markdown(result.card)
-    assert "| fairness | N/A | n/a | largest slice gap <= 0.25 | not applicable: no slice column configured |" in text
+    assert ("| fairness | N/A | n/a | n/a | n/a | largest slice gap <= 0.25 | point estimate | "
+            "not applicable: no slice column configured |") in text
     assert "- Gate fairness not applicable: no slice column configured." in text
     assert "no slice column was evaluated, so it was not measured." in text
     assert "No champion to compare against." in text and "| parent champion | none (first push) |" in text
@@ -197,7 +214,7 @@ def test_a_failed_card_write_publishes_nothing(run, tmp_path, monkeypatch):
 
 
 def test_intervals_are_shown_only_where_the_blessing_has_them():
-    blessing = sliced_blessing() | {"intervals": {"auc": {"lower": 0.78, "upper": 0.84}}}
+    blessing = sliced_blessing() | {"intervals": {"overall": {"auc": {"lower": 0.78, "upper": 0.84}}}}
     card = model_card.build_card(model_name="m", published=False, reason="r", model_uri=None, blessing=blessing,
                                  lineage={}, infra=None, data_validation=None)
     assert card["metrics"]["intervals"] == {"auc": {"lower": 0.78, "upper": 0.84}}
