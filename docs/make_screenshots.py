@@ -68,10 +68,9 @@ def fairness_page(run_dir: str, summary: dict, work: str) -> str:
     config = PipelineConfig()
     baseline = summary.get("baseline_version")
     ev.bless(os.path.join(run_dir, "evaluate", "evaluation"), work, slices=list(summary.get("slices") or config.slices),
-             has_baseline=baseline is not None, baseline_version=baseline or "", auc_floor=config.auc_floor,
-             max_auc_regression=config.max_auc_regression, fairness_metric=config.fairness_metric,
-             fairness_max_gap=config.fairness_max_gap, decision_threshold=config.decision_threshold,
-             min_slice_examples=config.min_slice_examples)
+             has_baseline=baseline is not None, baseline_version=baseline or "",
+             policy=config.gate_policy().with_model_threshold(summary.get("decision_threshold")),
+             simple_baselines=summary.get("simple_baselines"))
     return os.path.join(work, ev.FAIRNESS_HTML_FILE)
 
 

@@ -134,6 +134,10 @@ def summarize(run_dir: str | None, config: PipelineConfig, started: float, error
     if validation is not None:
         summary["validation"] = {k: validation.get(k) for k in ("passed", "anomalies", "schema_source", "row_counts")}
     model_info = _read_optional(os.path.join(run_dir, names.TRAIN_TASK, names.MODEL, names.MODEL_INFO_FILE))
+    if model_info is not None and model_info.get("calibration"):
+        c = model_info["calibration"]
+        summary["calibration"] = {k: c.get(k) for k in ("method", "prior_shift", "rows", "before", "after",
+                                                        "decision_threshold")}
     if model_info is not None and model_info.get("onnx"):  # raw_export_error: why it fell back to transformed inputs
         summary["onnx"] = {k: model_info["onnx"].get(k) for k in
                            ("inputs", "max_abs_diff", "tolerance", "rows_checked", "raw_export_error")}
@@ -157,6 +161,9 @@ def summarize(run_dir: str | None, config: PipelineConfig, started: float, error
         metrics=blessing.get("metrics", {}),
         slices=blessing.get("slices", {}),
         gates=blessing.get("gates", []),
+        simple_baselines=blessing.get("simple_baselines", {}),
+        bias_metrics={c: b.get("difference") for c, b in (blessing.get("bias_metrics") or {}).items()},
+        decision_threshold=blessing.get("decision_threshold"),
         baseline_version=blessing.get("baseline_version"),
         pushed=bool(pushed.get("pushed")),
         push_reason=pushed.get("reason"),
@@ -180,9 +187,14 @@ def print_summary(summary: dict, path: str) -> None:
     if metrics:
         print("metrics: " + ", ".join(f"{k}={v:.4f}" for k, v in metrics.items() if isinstance(v, (int, float))))
     for gate in summary.get("gates", []):
-        value = gate.get("value")
-        print(f"  gate {gate['name']:<14} {'PASS' if gate['passed'] else 'FAIL'}  "
-              f"value={'n/a' if value is None else f'{value:.4f}'} threshold={gate.get('threshold')}  {gate.get('detail', '')}")
+        value, lower, upper = gate.get("value"), gate.get("lower"), gate.get("upper")
+        interval = f" [{lower:.4f}, {upper:.4f}]" if lower is not None and upper is not None else ""
+        verdict = "N/A" if not gate.get("applicable", True) else "PASS" if gate["passed"] else "FAIL"
+        print(f"  gate {gate['name']:<14} {verdict:<4}  value={'n/a' if value is None else f'{value:.4f}'}{interval} "
+              f"threshold={gate.get('threshold')}  {gate.get('detail', '')}")
+    for name, baseline in (summary.get("simple_baselines") or {}).items():
+        auc = baseline.get("auc")
+        print(f"  simple baseline {name}: AUC {'n/a' if auc is None else f'{auc:.4f}'}, Brier {baseline.get('brier'):.4f}")
     onnx = summary.get("onnx")
     if onnx:
         print(f"onnx: {onnx['inputs']} inputs, max |SavedModel - ONNX| = {onnx['max_abs_diff']:.3g} "

@@ -127,6 +127,13 @@ def create_exclusive(uri: str, text: str) -> bool:
     return True
 
 
+def remove_tree(uri: str) -> None:
+    """Delete a directory tree (or file); nothing when it is not there."""
+    fs, path = _fs(uri)
+    if fs.exists(path):
+        fs.rm(path, recursive=True)
+
+
 def listdir(uri: str) -> list[str]:
     """Names (not paths) of the entries directly under a directory; [] when it is missing."""
     if is_local(uri):

@@ -71,6 +71,8 @@ REGISTRY_VERSIONS_DIR = "versions"
 # Written last into a version directory by push: only versions holding it are listed (a crashed
 # push to an object store leaves a directory without it).
 VERSION_COMPLETE_FILE = "_COMPLETE"
+# Create-only claims, one per change of CHAMPION.json (components/push/registry.py swap_champion).
+REGISTRY_CLAIMS_DIR = "champion-claims"
 REGISTRY_MODEL_PARTS = (SAVED_MODEL_DIR, ONNX_FILE, TRANSFORM_GRAPH, SCHEMA_FILE, STATS_FILE)
 
 # Task names in the compiled pipeline (the local runner finds outputs by them).

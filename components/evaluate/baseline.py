@@ -16,7 +16,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from components.common import names
-from components.common.ranking import auc_score
+from components.common.ranking import auc_score, auc_standard_error
 
 LOGISTIC = "logistic_regression"
 MAJORITY = "majority"
@@ -27,15 +27,20 @@ class BaselineScores:
     name: str
     auc: float | None
     brier: float
+    auc_standard_error: float | None = None
+    """DeLong's, over the eval rows."""
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "auc": self.auc, "brier": float(self.brier)}
+        return {"name": self.name, "auc": self.auc, "brier": float(self.brier),
+                "auc_standard_error": self.auc_standard_error}
 
 
 def auc_and_brier(name: str, labels: Sequence[int], scores: Sequence[float]) -> BaselineScores:
     y = np.asarray(labels, dtype=np.int64)
     p = np.asarray(scores, dtype=np.float64)
-    return BaselineScores(name, auc_score(y, p), float(np.mean((p - y) ** 2)))  # AUC None with one class
+    auc = auc_score(y, p)  # None with one class
+    se = None if auc is None else auc_standard_error(y, p)
+    return BaselineScores(name, auc, float(np.mean((p - y) ** 2)), se)
 
 
 def majority_baseline(train_labels: Sequence[int], eval_labels: Sequence[int]) -> BaselineScores:

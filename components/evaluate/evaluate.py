@@ -569,7 +569,8 @@ def bless(
         calibration_gate(metrics, Interval.of(overall.get("calibration")),
                          (policy.calibration_min, policy.calibration_max), policy.max_expected_calibration_error, rule),
         baseline_gate(finite_or_none(metrics.get("auc")), logistic, policy.baseline_auc_margin,
-                      n=int(metrics["example_count"]) if metrics.get("example_count") else None),
+                      n=int(metrics["example_count"]) if metrics.get("example_count") else None,
+                      candidate_interval=Interval.of(overall.get("auc")), rule=rule),
     ]
     auc_gates = [g for g in gates if g.name in (GATE_METRIC_FLOOR, GATE_NO_REGRESSION)]
     # With intervals on, TFMA validates the AUC thresholds on the interval's bound.

@@ -280,17 +280,30 @@ def calibration_gate(metrics: dict[str, float | None], interval: Interval, band:
 
 
 def baseline_gate(candidate_auc: float | None, baseline: dict[str, Any] | None, margin: float,
-                  n: int | None = None) -> Gate:
+                  n: int | None = None, candidate_interval: Interval | None = None,
+                  rule: str = RULE_POINT) -> Gate:
     """Candidate AUC >= the simple baseline's AUC - margin (baseline.py fits it on the same split).
-    No baseline figure: not applicable."""
+
+    The change's interval treats the two AUCs as independent (sqrt(se_a² + se_b²), the baseline's
+    se by DeLong): both models score the same rows, so it is wider than a paired one and
+    interval_bound judges conservatively. No baseline figure: not applicable."""
     if baseline is None or finite_or_none(baseline.get("auc")) is None:
-        return Gate(GATE_BASELINE, True, None, margin, "not applicable: no baseline AUC", applicable=False, n=n)
+        return Gate(GATE_BASELINE, True, None, margin, "not applicable: no baseline AUC", applicable=False,
+                    n=n, rule=rule)
     name, auc = baseline["name"], float(baseline["auc"])
     if candidate_auc is None or not math.isfinite(candidate_auc):
-        return Gate(GATE_BASELINE, False, None, margin, f"candidate AUC undefined; {name} AUC {auc:.4f}", n=n)
+        return Gate(GATE_BASELINE, False, None, margin, f"candidate AUC undefined; {name} AUC {auc:.4f}",
+                    n=n, rule=rule)
     change = candidate_auc - auc
-    passed = change >= -margin
+    errors = [(candidate_interval or Interval()).standard_error, finite_or_none(baseline.get("auc_standard_error"))]
+    interval = Interval()
+    if all(e is not None for e in errors):
+        half = Z_95 * math.sqrt(errors[0] ** 2 + errors[1] ** 2)
+        interval = Interval(change - half, change + half)
+    judged, what = _judged(change, interval, rule, favourable_high=True)
+    passed = judged >= -margin
     detail = (f"candidate AUC {candidate_auc:.4f} vs {name} baseline {auc:.4f} "
-              f"(Brier {fmt(finite_or_none(baseline.get('brier')))}): change {change:+.4f} "
-              f"{'within' if passed else 'exceeds'} margin {margin:g}")
-    return Gate(GATE_BASELINE, passed, change, margin, detail, n=n)
+              f"(Brier {fmt(finite_or_none(baseline.get('brier')))}): change {change:+.4f}{interval.text()}, "
+              f"{what} {judged:+.4f} {'within' if passed else 'exceeds'} margin {margin:g}")
+    return Gate(GATE_BASELINE, passed, change, margin, detail, lower=interval.lower, upper=interval.upper,
+                n=n, rule=rule)

@@ -264,6 +264,9 @@ def push(
                            candidate_lineage(examples_dir, code_version(code)), infra)
 
     champion = registry.read_champion(registry_uri, model_name)
+    found = champion.version if champion else None
+    if "baseline_version" in blessing and blessing["baseline_version"] != found:
+        raise registry.ChampionChangedError(blessing["baseline_version"], found, "before publishing anything")
     model_hash = fio.sha256_tree(fio.join(model_dir, names.SAVED_MODEL_DIR))
     if champion is not None:
         champion_lineage = _optional_json(champion.lineage_uri)
@@ -298,7 +301,9 @@ def push(
     # Local filesystems rename a directory atomically; object stores cannot, but there the version
     # directory is invisible to readers until CHAMPION.json names it. The card is staged with the
     # rest, so no published version is without it.
-    staging = fio.join(versions_dir, f".staging-{uuid.uuid4().hex[:8]}") if fio.is_local(final) else final
+    for stale in registry.remove_stale_staging(registry_uri, model_name):
+        log.warning("removed %s, left behind by a push that did not finish", stale)
+    staging = fio.join(versions_dir, f"{registry.STAGING_PREFIX}{uuid.uuid4().hex[:8]}") if fio.is_local(final) else final
     try:
         _stage_version(staging, model_dir, transform_graph_dir, schema_dir, statistics_dir, blessing_dir)
         fio.write_json_atomic(fio.join(staging, names.LINEAGE_FILE), lineage)
@@ -310,15 +315,19 @@ def push(
         if fio.is_local(staging) and os.path.exists(staging):
             shutil.rmtree(staging, ignore_errors=True)
         raise
-    fio.write_json_atomic(
-        registry.champion_pointer_uri(registry_uri, model_name),
-        {
+    # The champion evaluate compared the candidate with must still be the champion: a push or a
+    # rollback since then (another run) means the gates judged against the wrong model.
+    judged_against = blessing["baseline_version"] if "baseline_version" in blessing else found
+    try:
+        registry.swap_champion(registry_uri, model_name, judged_against, {
             "version": version,
             "path": f"{names.REGISTRY_VERSIONS_DIR}/{version}",
             "pushed_at": lineage["created_at"],
             "previous": champion.version if champion else None,
-        },
-    )
+        })
+    except registry.ChampionChangedError:
+        fio.remove_tree(final)  # never champion: it must not be listed as a deployable version
+        raise
     log.info("pushed %s to %s", version, final)
     return PushResult(
         pushed=True, reason=reason, version=version, model_uri=final,

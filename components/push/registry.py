@@ -8,20 +8,39 @@
 A version directory is complete before CHAMPION.json names it (its `_COMPLETE` marker is written
 last; only marked versions are listed), and CHAMPION.json is replaced in one atomic write, so
 readers see the old champion or the new one, never a half-written model.
+
+CHAMPION.json changes only by compare-and-swap (swap_champion): the writer names the champion it
+expects to replace, and each change first claims `champion-claims/<sequence>` with a create-only
+write (O_EXCL locally, ifGenerationMatch=0 on GCS, IfNoneMatch on S3), so of two pushes judged
+against the same champion exactly one lands and the other gets ChampionChangedError.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 
 from components.common import io as fio
 from components.common import names
+
+
+class ChampionChangedError(RuntimeError):
+    """The champion is not the one this change was judged against (another push or a rollback
+    changed it): nothing was swapped; evaluate the candidate against the new champion again."""
+
+    def __init__(self, expected: str | None, found: str | None, detail: str = ""):
+        super().__init__(
+            f"the champion changed: expected {expected or 'none'}, found {found or 'none'}"
+            + (f" ({detail})" if detail else "") + "; nothing was swapped, evaluate against the current champion again")
+        self.expected, self.found = expected, found
 
 
 @dataclasses.dataclass(frozen=True)
 class Champion:
     version: str
     uri: str  # the version directory
+    sequence: int = 0
+    """How many swaps made this pointer (0 for one written before swaps were counted)."""
 
     @property
     def saved_model_uri(self) -> str:
@@ -77,6 +96,33 @@ def list_complete_versions(registry_uri: str, model_name: str) -> list[str]:
     return sorted(v for v in fio.listdir(root) if not v.startswith(".") and is_complete(fio.join(root, v)))
 
 
+STAGING_PREFIX = ".staging-"
+STALE_STAGING_SECONDS = 6 * 3600
+"""A staging folder this old belongs to a push that died (a push stages in seconds to minutes);
+younger ones may be a concurrent push's and are left alone."""
+
+
+def remove_stale_staging(registry_uri: str, model_name: str, now: float | None = None) -> list[str]:
+    """Delete the local staging folders killed pushes left behind; returns their names. On object
+    stores a push writes its version directory in place, and one without its completion marker is
+    never listed, so there is nothing to stage there."""
+    import os
+    import shutil
+    import time
+
+    root = versions_root(registry_uri, model_name)
+    if not fio.is_local(root) or not os.path.isdir(root):
+        return []
+    now = time.time() if now is None else now
+    removed = []
+    for name in sorted(os.listdir(root)):
+        path = os.path.join(root, name)
+        if name.startswith(STAGING_PREFIX) and now - os.path.getmtime(path) > STALE_STAGING_SECONDS:
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(name)
+    return removed
+
+
 def read_champion(registry_uri: str, model_name: str) -> Champion | None:
     """The current champion, or None when nothing was pushed yet."""
     if not registry_uri:
@@ -88,16 +134,34 @@ def read_champion(registry_uri: str, model_name: str) -> Champion | None:
     return Champion(
         version=record["version"],
         uri=fio.join(model_root(registry_uri, model_name), record["path"]),
+        sequence=int(record.get("sequence", 0)),
     )
+
+
+def swap_champion(registry_uri: str, model_name: str, expected: str | None, record: dict) -> int:
+    """Make `record` (version, path, ...) CHAMPION.json if the champion is still `expected` (None:
+    no champion yet); returns the new sequence number. ChampionChangedError when it is not, or when
+    another writer claimed the same change first."""
+    current = read_champion(registry_uri, model_name)
+    found = current.version if current else None
+    if found != expected:
+        raise ChampionChangedError(expected, found)
+    sequence = (current.sequence if current else 0) + 1
+    claim = fio.join(model_root(registry_uri, model_name), names.REGISTRY_CLAIMS_DIR, f"{sequence:010d}.json")
+    if not fio.create_exclusive(claim, json.dumps({"from": expected, "to": record["version"]}) + "\n"):
+        raise ChampionChangedError(expected, found, f"change {sequence} was claimed by another writer")
+    fio.write_json_atomic(champion_pointer_uri(registry_uri, model_name), {**record, "sequence": sequence})
+    return sequence
 
 
 def restore_champion(registry_uri: str, model_name: str, version: str, rolled_back: str, reason: str) -> None:
     """Name `version` (the one still serving) champion again after `rolled_back` failed its rollout,
-    so that the next gates compare with, and the monitor watches, the model users get. One atomic
-    write, as a push's; no "previous" (the rolled-back version is newer, not a predecessor)."""
+    so that the next gates compare with, and the monitor watches, the model users get. A swap, as a
+    push's (ChampionChangedError if the champion is no longer `rolled_back`); no "previous" (the
+    rolled-back version is newer, not a predecessor)."""
     import datetime as dt
 
-    fio.write_json_atomic(champion_pointer_uri(registry_uri, model_name), {
+    swap_champion(registry_uri, model_name, rolled_back, {
         "version": version,
         "path": f"{names.REGISTRY_VERSIONS_DIR}/{version}",
         "restored_at": dt.datetime.now(dt.timezone.utc).isoformat(),

@@ -1,5 +1,5 @@
 """The validation report: Markdown (the KFP UI's validation_report) and a self-contained HTML page
-(validation_html) with train vs eval figures per feature and every distance against its limit."""
+(validation_html) with each split's figures per feature and every distance against its limit."""
 
 from __future__ import annotations
 
@@ -185,14 +185,13 @@ def render_html(
     summaries: dict[str, dict[str, dict]],
     measurements: dict[str, list[dict]],
 ) -> str:
-    """A self-contained page: anomalies first, then train vs eval figures per feature.
+    """A self-contained page: anomalies first, then each split's figures per feature.
 
     summaries: split → feature_summaries(...); measurements: distance_measurements(...).
     """
     from components.common import html_report as hr
 
-    train, evaluation = names.TRAIN, names.EVAL
-    splits = [train, evaluation]
+    splits = [s for s in names.SPLITS if s in summaries]
     flagged = {f.feature for f in findings}
     status = "fail" if findings else "ok"
     head = [
@@ -240,12 +239,12 @@ def render_html(
                          *pair(feature, "max"), hr.histogram_pair(histograms, width=150) or "—",
                          _distance_cell(measurements.get(feature, []))])
         sections.append(hr.section(
-            "Numeric features: train vs eval",
+            "Numeric features per split",
             hr.grouped_table(
                 [("feature", []), ("count", splits), ("missing", splits), ("mean", splits), ("std", splits),
-                 ("min", splits), ("max", splits), (f"histogram ({train} / {evaluation})", []),
+                 ("min", splits), ("max", splits), (f"histogram ({' / '.join(splits)})", []),
                  ("skew / drift distance vs its limit", [])],
-                rows, raw_html_columns=[0, 13, 14]),
+                rows, raw_html_columns=[0, 1 + 6 * len(splits), 2 + 6 * len(splits)]),
         ))
     categorical = [f for f in features if kind_of(f) == "categorical"]
     if categorical:
@@ -254,11 +253,11 @@ def render_html(
                  *[_top_values(summaries.get(s, {}).get(feature)) for s in splits],
                  _distance_cell(measurements.get(feature, []))] for feature in categorical]
         sections.append(hr.section(
-            "Categorical features: train vs eval",
+            "Categorical features per split",
             hr.grouped_table(
                 [("feature", []), ("count", splits), ("missing", splits), ("unique", splits),
                  ("top values", splits), ("skew / drift distance vs its limit", [])],
-                rows, raw_html_columns=[0, 9]),
+                rows, raw_html_columns=[0, 1 + 4 * len(splits)]),
         ))
     absent = [f for f in features if kind_of(f) is None]
     if absent:

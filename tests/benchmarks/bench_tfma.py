@@ -82,7 +82,7 @@ def time_setting(eval_path: str, model: str, work: str, name: str, run: int) -> 
     ev.run_tfma(eval_path, config, {ev.CANDIDATE: model}, out,
                 beam_args=beam_args or ["--runner=DirectRunner"], batch_size=batch_size)
     seconds = time.perf_counter() - start
-    count = ev.read_tfma_metrics(out)[ev.CANDIDATE][()]["example_count"]
+    count = ev.read_tfma_metrics(out).metrics[ev.CANDIDATE][()]["example_count"]
     assert int(count) == int(eval_path_rows[eval_path]), (count, eval_path_rows[eval_path])
     return seconds
 

@@ -39,3 +39,16 @@ def test_gate_fails_clearly_worse_and_passes_not_worse(scores):
 
 def test_split_columns():
     assert bl.split_columns({"a": "int", "b": "string", "y": "int", "s": "string"}, "y", ["s"]) == (["a"], ["b"])
+
+
+def test_auc_standard_error_agrees_with_a_bootstrap():
+    """DeLong's se against the spread of the AUC over bootstrap resamples of one sample."""
+    from components.common.ranking import auc_score, auc_standard_error
+
+    rng = np.random.default_rng(7)
+    y = (rng.random(600) < 0.12).astype(int)
+    scores = rng.normal(size=600) + 1.1 * y
+    auc = auc_score(y, scores)
+    draws = [auc_score(y[i], scores[i]) for i in (rng.integers(0, 600, 600) for _ in range(400))]
+    assert auc_standard_error(y, scores) == pytest.approx(np.std(draws), rel=0.2)
+    assert auc_standard_error(y[:1], scores[:1]) is None

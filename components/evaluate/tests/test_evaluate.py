@@ -358,6 +358,11 @@ def test_baseline_gate_compares_with_a_logistic_regression_on_the_same_splits(go
     gate = weak.gate("baseline")
     assert gate.passed == (weak.metrics["auc"] >= lr["auc"] - 0.01)
     assert "logistic_regression baseline" in gate.detail
+    # unpaired interval of the change: the candidate's jackknife se and the baseline's DeLong se
+    good_gate = good.gate("baseline")
+    se_candidate = good.intervals["overall"]["auc"]["standard_error"]
+    half = 1.959964 * (se_candidate ** 2 + lr["auc_standard_error"] ** 2) ** 0.5
+    assert good_gate.lower == pytest.approx(good_gate.value - half) and good_gate.upper == pytest.approx(good_gate.value + half)
 
 
 def test_bias_metrics_match_fairlearn(good_run, reference):
@@ -415,6 +420,7 @@ def test_regression_against_a_better_champion_fails(weak_vs_champion_run, good_r
     assert blessing.baseline_metrics["auc"] == pytest.approx(good_auc, abs=1e-6)
     assert regression.value == pytest.approx(blessing.metrics["auc"] - good_auc, abs=1e-9)
     assert regression.value < -0.01 and regression.threshold == 0.01
+    assert regression.lower < regression.value < regression.upper  # TFMA's interval of the AUC diff
     assert "champion v7" in regression.detail and "change threshold (on its interval's bound) failed" in regression.detail
 
 

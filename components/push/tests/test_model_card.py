@@ -77,11 +77,21 @@ DATA_VALIDATION = {"passed": True, "anomaly_count": 0, "schema_source": "inferre
 
 
 def _push_run(dirs, reg, **kwargs):
+    """Push as the pipeline would: the blessing names the registry's champion as the one evaluate
+    compared with (its figures stay the fixture's CHAMPION_METRICS), or push refuses it."""
+    path = os.path.join(dirs["blessing"], names.BLESSING_FILE)
+    blessing = fio.read_json(path)
+    if blessing.get("baseline_metrics") is not None:
+        champion = registry.read_champion(reg, "m")
+        blessing["baseline_version"] = champion.version if champion else None
+        with open(path, "w") as f:
+            json.dump(blessing, f)
     return _push(dirs, reg, infra_blessing_dir=dirs["infra"], data_validation=DATA_VALIDATION, **kwargs)
 
 
 def test_pushed_model_has_its_card_in_the_registry_version(run, tmp_path):
     reg = str(tmp_path / "registry")
+    registry.swap_champion(reg, "m", None, {"version": CHAMPION, "path": f"versions/{CHAMPION}"})  # the one compared with
     dirs = run(sliced_blessing())
     result = _push_run(dirs, reg)
     champion = registry.read_champion(reg, "m")

@@ -218,3 +218,55 @@ def test_a_relative_or_unwritable_registry_is_refused_before_any_work(artifacts,
             _push(artifacts(), str(locked / "registry"))
     finally:
         locked.chmod(0o700)
+
+
+def _judged_against(dirs, version):
+    """The blessing as evaluate writes it: it names the champion the candidate was compared with."""
+    path = os.path.join(dirs["blessing"], names.BLESSING_FILE)
+    record = json.loads(open(path).read())
+    record["baseline_version"] = version
+    _write(path, json.dumps(record))
+    return dirs
+
+
+def test_a_push_judged_against_a_replaced_champion_is_refused(artifacts, tmp_path):
+    """Two candidates evaluated against the same champion: the first lands, the second is refused
+    before it copies anything, and the champion stays the first."""
+    reg = str(tmp_path / "registry")
+    first = _push(_judged_against(artifacts(weights="w1"), None), reg)
+    second = _push(_judged_against(artifacts(weights="w2"), first.version), reg)
+    late = _judged_against(artifacts(weights="w3"), first.version)  # judged before `second` landed
+    with pytest.raises(registry.ChampionChangedError, match=f"expected {first.version}, found {second.version}"):
+        _push(late, reg)
+    assert registry.read_champion(reg, "m").version == second.version
+    assert registry.read_champion(reg, "m").sequence == 2
+    assert registry.list_complete_versions(reg, "m") == sorted([first.version, second.version])
+
+
+def test_of_two_concurrent_swaps_exactly_one_lands(artifacts, tmp_path):
+    """The race the version check alone cannot close: another writer read the same champion and
+    claimed the next change first (its create-only claim is there); this swap is refused."""
+    from components.common import io as fio
+
+    reg = str(tmp_path / "registry")
+    first = _push(_judged_against(artifacts(weights="w1"), None), reg)
+    claim = os.path.join(reg, "m", names.REGISTRY_CLAIMS_DIR, f"{2:010d}.json")
+    assert fio.create_exclusive(claim, '{"from": "%s", "to": "vOther"}' % first.version)
+    with pytest.raises(registry.ChampionChangedError, match="change 2 was claimed by another writer"):
+        _push(_judged_against(artifacts(weights="w2"), first.version), reg)
+    assert registry.read_champion(reg, "m").version == first.version
+    assert registry.list_complete_versions(reg, "m") == [first.version]  # the refused one is gone
+
+
+def test_a_dead_pushs_staging_folder_is_removed_a_live_ones_is_kept(artifacts, tmp_path):
+    reg = str(tmp_path / "registry")
+    versions = os.path.join(reg, "m", names.REGISTRY_VERSIONS_DIR)
+    dead, live = os.path.join(versions, ".staging-dead0000"), os.path.join(versions, ".staging-live0000")
+    for path in (dead, live):
+        _write(os.path.join(path, names.SAVED_MODEL_DIR, "saved_model.pb"), "partial")
+    old = os.path.getmtime(dead) - registry.STALE_STAGING_SECONDS - 60
+    os.utime(dead, (old, old))
+    result = _push(artifacts(), reg)
+    assert result.pushed
+    assert not os.path.exists(dead) and os.path.exists(live)
+    assert registry.list_complete_versions(reg, "m") == [result.version]
