@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 
 import pandas as pd
@@ -124,7 +125,9 @@ def evaluation(examples_dir, tmp_path_factory):
         examples=dsl.Dataset(uri=examples_dir), model=dsl.Model(uri=models["good"]), label="deny",
         slices=["afam", "phist"], registry_uri=registry_uri, model_name="hmda", auc_floor=0.7,
         max_auc_regression=0.01, fairness_metric="false_negative_rate", fairness_max_gap=0.25,
-        decision_threshold=THRESHOLD, min_slice_examples=20, fairness_require_assessment=True, beam_args=[], **outputs,
+        decision_threshold=THRESHOLD, min_slice_examples=20, fairness_require_assessment=True,
+        calibration_min=0.8, calibration_max=1.25, max_expected_calibration_error=0.05, baseline_auc_margin=0.01,
+        gate_rule="point_estimate", beam_args=[], **outputs,
     )
     return {"outputs": outputs, "blessing": read_blessing(str(tmp / names.BLESSING)), "models": models,
             "registry_uri": registry_uri}
@@ -172,12 +175,13 @@ def test_validation_report_renders_anomalies_and_train_eval_figures(chromium, va
 
     text = _render(chromium, validation[names.VALIDATION_HTML].path, tmp_path).text
     assert "FAILED" in text and "Anomalies (" in text
-    assert "rows per split train 600, eval 200" in text
+    rows = re.search(r"rows per split train (\d+), validation (\d+), eval 200", text)  # validation from train.csv
+    assert rows and int(rows[1]) + int(rows[2]) == 600
     report = json.load(open(os.path.join(validation[names.ANOMALIES].path, names.REPORT_JSON_FILE)))
     lvrat = next(d for d in report["distances"] if d["feature"] == "lvrat" and d["check"] == "skew")
     assert lvrat["anomalous"]
     assert f"skew JS {lvrat['value']:.3g} > max(bound {lvrat['bound']:g}, noise {lvrat['noise']:.3g})" in text
-    # the figures of both splits, from the statistics files
+    # the figures of every split, from the statistics files
     lows, highs = [], []
     for split in names.SPLITS:
         stats = tfdv.load_stats_binary(os.path.join(validation[names.STATISTICS].path, split, names.STATS_FILE))
@@ -185,8 +189,8 @@ def test_validation_report_renders_anomalies_and_train_eval_figures(chromium, va
         assert f" {hr.fmt(numeric.mean)} " in text and f" {hr.fmt(numeric.std_dev)} " in text, split
         lows.append(numeric.min)
         highs.append(numeric.max)
-    # lvrat's histogram pair (inline SVG): panel labels and the shared x range of both splits
-    assert f" train eval {min(lows):.4g} {max(highs):.4g} " in text
+    # lvrat's histograms (inline SVG): one panel label per split (cut to 6 characters) and their shared x range
+    assert f" {' '.join(s[:6] for s in names.SPLITS)} {min(lows):.4g} {max(highs):.4g} " in text
     for feature in ("afam", "pirat", "hirat", "chist", "insurance"):
         assert feature in text
 

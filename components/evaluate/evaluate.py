@@ -4,16 +4,22 @@ One Beam pass (DirectRunner locally; Dataflow/Flink/Spark with beam_args) runs T
 candidate and, when a champion exists, the baseline model: TFMA computes both models' metrics, their
 diff and its own validation result (AUC value threshold + change threshold) in the same pass.
 
-Three gates decide the blessing, each recorded with its value, threshold and a readable detail:
+TFMA computes a 95% jackknife interval for every metric and slice. The five gates of gates.py
+decide the blessing, each recorded with its value, interval, n, threshold, rule and a readable
+detail:
 
 * `metric_floor`: candidate overall AUC >= auc_floor.
-* `no_regression`: candidate AUC >= baseline AUC - max_auc_regression (passes, "no champion",
-  when there is no baseline).
-* `fairness`: for every slice column, the largest gap of `fairness_metric` between its values,
-  counting only values with >= min_slice_examples examples, is <= fairness_max_gap. Slice values
-  below the minimum (or whose metric is undefined, e.g. a false negative rate without positives) are
-  listed in `skipped_slices`, never silently dropped. Fewer than two eligible values: the gate
-  fails closed (unless fairness_require_assessment is off); no slice column: not applicable.
+* `no_regression`: candidate AUC >= the champion's - max_auc_regression (not applicable without one).
+* `fairness`: for every slice column, the largest gap of `fairness_metric` between its values with
+  >= min_slice_examples examples is <= fairness_max_gap; skipped values are listed in
+  `skipped_slices`. Fewer than two eligible values: the gate fails closed (unless
+  fairness_require_assessment is off); no slice column: not applicable.
+* `calibration`: calibration within [calibration_min, calibration_max] and ECE <= its bound.
+* `baseline`: candidate AUC >= a logistic regression's on the same splits (baseline.py) - margin.
+
+Rates are taken at the decision threshold train chose on validation unless the policy sets one.
+The module keeps TFMA's configuration and output reading; blessing.py holds the record, report.py
+the pages, bias.py the DetectModelBias figures, tfma_metrics.py the Brier score and log-loss.
 
 Outputs: TFMA's output in `evaluation_dir` (tfma.load_eval_result works on it), and
 `<blessing_dir>/blessing.json` + `<blessing_dir>/fairness_report.{md,html}` (the HTML page also
@@ -289,7 +295,8 @@ class TfmaFigures:
     """What bless() reads from TFMA's output, per model and slice key (() is overall)."""
     metrics: dict[str, dict[tuple, dict[str, float]]]
     intervals: dict[str, dict[tuple, dict[str, dict[str, float | None]]]]
-    """model → slice → metric → {lower, upper, standard_error}; "change_auc" for the AUC diff."""
+    """model → slice → metric → {lower, upper, standard_error}; "change_auc": the candidate's AUC
+    minus the champion's (TFMA's diff metric, keyed by the candidate)."""
 
 
 def _interval(kv) -> dict[str, float | None] | None:
@@ -553,7 +560,7 @@ def bless(
 
     validation_ok, tfma_failures = read_tfma_validation(evaluation_dir)
     version = (baseline_version or None) if has_baseline else None
-    change = figures.intervals.get(BASELINE, {}).get((), {}).get("change_auc")
+    change = overall.get("change_auc")  # TFMA keys the diff by the candidate
     logistic = (simple_baselines or {}).get(simple.LOGISTIC)
     rule = policy.gate_rule
     gates = [

@@ -26,7 +26,7 @@ def monitor(
     prediction_reference_rows: int = 1000,
     labels_uri: str = "",
     slice_columns: str = "",
-    decision_threshold: float = 0.5,
+    decision_threshold: float = 0.0,
     labels_as_of: str = "",
     retrain_on: str = "act",
 ) -> NamedTuple("MonitorOutputs", decision=str, retrain=bool):
@@ -34,7 +34,8 @@ def monitor(
     training statistics; with labels_uri, live accuracy/AUC/FNR/FPR per slice too. Returns the
     decision ("ok", "warn" or "act") and whether it triggers retraining (`retrain_on`: "warn",
     "act", or "always" for scheduled runs), for the next task to branch on. A drift decision never
-    fails the task; unusable input (no log, no baseline, too few predictions) does."""
+    fails the task; unusable input (no log, no baseline, too few predictions) does.
+    decision_threshold 0: the threshold the monitored version was evaluated at (its blessing)."""
     import os
     from collections import namedtuple
 
@@ -54,8 +55,12 @@ def monitor(
         result = run_monitor(config)
         feedback = None
         if labels_uri:
+            from components.push import registry
+
+            threshold = decision_threshold or registry.decision_threshold(registry_uri, model_name,
+                                                                          result.model_version)
             feedback = run_feedback(
-                FeedbackConfig(labels_uri=labels_uri, threshold=decision_threshold, as_of=labels_as_of,
+                FeedbackConfig(labels_uri=labels_uri, threshold=threshold, as_of=labels_as_of,
                                slice_columns=tuple(c.strip() for c in slice_columns.split(",") if c.strip())),
                 config.log_uri, log_filter(config, result.model_version), config.chunk_rows)
         report.write_outputs(result, drift.path, feedback)

@@ -123,6 +123,19 @@ def remove_stale_staging(registry_uri: str, model_name: str, now: float | None =
     return removed
 
 
+DEFAULT_DECISION_THRESHOLD = 0.5
+"""For a version pushed before blessings recorded the threshold they were judged at."""
+
+
+def decision_threshold(registry_uri: str, model_name: str, version: str) -> float:
+    """The decision threshold a published version was evaluated at (its blessing.json): the one
+    train chose on validation unless the pipeline set one."""
+    blessing = fio.join(versions_root(registry_uri, model_name), version, names.BLESSING_FILE)
+    if not fio.exists(blessing):
+        return DEFAULT_DECISION_THRESHOLD
+    return float(fio.read_json(blessing).get("decision_threshold", DEFAULT_DECISION_THRESHOLD))
+
+
 def read_champion(registry_uri: str, model_name: str) -> Champion | None:
     """The current champion, or None when nothing was pushed yet."""
     if not registry_uri:

@@ -274,7 +274,9 @@ def test_good_canary_is_promoted_under_continuous_load_without_losing_a_request(
     for step in result.steps:
         f = step.figures
         assert f["labelled_canary"] == f["predictions_canary"] > 100
-        assert 0.55 < f["auc_canary"] and abs(f["auc_canary"] - f["auc_stable"]) < 0.15
+        # Two shares of ~100-300 rows with ~12% positives: each AUC has a standard error near 0.08,
+        # their difference near 0.11, so 0.15 failed healthy runs (0.154 seen in CI); 0.35 is ~3 se.
+        assert 0.55 < f["auc_canary"] and abs(f["auc_canary"] - f["auc_stable"]) < 0.35
         assert analysis.CHECK_QUALITY in {c["check"] for c in step.checks}
     assert len(lines) == 2 and all("(0 failed at the client)" in line for line in lines)
     failures = [a for a in answers if a[0] != 200]

@@ -270,3 +270,14 @@ def test_a_dead_pushs_staging_folder_is_removed_a_live_ones_is_kept(artifacts, t
     assert result.pushed
     assert not os.path.exists(dead) and os.path.exists(live)
     assert registry.list_complete_versions(reg, "m") == [result.version]
+
+
+def test_a_versions_decision_threshold_is_the_one_it_was_evaluated_at(artifacts, tmp_path):
+    """The monitor judges live labels at this threshold (decision_threshold 0 = the version's own)."""
+    reg = str(tmp_path / "registry")
+    dirs = artifacts()
+    path = os.path.join(dirs["blessing"], names.BLESSING_FILE)
+    _write(path, json.dumps(json.loads(open(path).read()) | {"decision_threshold": 0.0688}))
+    first = _push(dirs, reg)
+    assert registry.decision_threshold(reg, "m", first.version) == 0.0688
+    assert registry.decision_threshold(reg, "m", "v-never-pushed") == registry.DEFAULT_DECISION_THRESHOLD
