@@ -89,6 +89,14 @@ class Interval:
         return "" if self.lower is None or self.upper is None else f" [95% CI {self.lower:.4f}, {self.upper:.4f}]"
 
 
+def difference_interval(difference: float, se_a: float | None, se_b: float | None) -> Interval:
+    """95% interval of a difference of two independent estimates; empty without both errors."""
+    if se_a is None or se_b is None:
+        return Interval()
+    half = Z_95 * math.sqrt(se_a ** 2 + se_b ** 2)
+    return Interval(difference - half, difference + half)
+
+
 def _judged(value: float, interval: Interval, rule: str, favourable_high: bool) -> tuple[float, str]:
     """The figure the rule compares with the bound: the point estimate, or the interval's
     unfavourable end (lower when higher is better). No interval under interval_bound: the point
@@ -201,13 +209,9 @@ def column_gap(column: str, eligible: dict[str, float], slices: dict[str, dict[s
     high = max(eligible, key=eligible.get)
     low = min(eligible, key=eligible.get)
     gap = eligible[high] - eligible[low]
-    errors = [intervals.get(v, Interval()).standard_error for v in (high, low)]
-    lower = upper = None
-    if all(e is not None for e in errors):
-        half = Z_95 * math.sqrt(errors[0] ** 2 + errors[1] ** 2)
-        lower, upper = gap - half, gap + half
+    interval = difference_interval(gap, *(intervals.get(v, Interval()).standard_error for v in (high, low)))
     n = sum(int(slices[v].get("example_count") or 0) for v in (high, low))
-    return Gap(column, gap, high, low, lower, upper, n)
+    return Gap(column, gap, high, low, interval.lower, interval.upper, n)
 
 
 def fairness_gate(
@@ -295,11 +299,8 @@ def baseline_gate(candidate_auc: float | None, baseline: dict[str, Any] | None, 
         return Gate(GATE_BASELINE, False, None, margin, f"candidate AUC undefined; {name} AUC {auc:.4f}",
                     n=n, rule=rule)
     change = candidate_auc - auc
-    errors = [(candidate_interval or Interval()).standard_error, finite_or_none(baseline.get("auc_standard_error"))]
-    interval = Interval()
-    if all(e is not None for e in errors):
-        half = Z_95 * math.sqrt(errors[0] ** 2 + errors[1] ** 2)
-        interval = Interval(change - half, change + half)
+    interval = difference_interval(change, (candidate_interval or Interval()).standard_error,
+                                   finite_or_none(baseline.get("auc_standard_error")))
     judged, what = _judged(change, interval, rule, favourable_high=True)
     passed = judged >= -margin
     detail = (f"candidate AUC {candidate_auc:.4f} vs {name} baseline {auc:.4f} "
