@@ -297,6 +297,8 @@ class TfmaFigures:
     intervals: dict[str, dict[tuple, dict[str, dict[str, float | None]]]]
     """model → slice → metric → {lower, upper, standard_error}; "change_auc": the candidate's AUC
     minus the champion's (TFMA's diff metric, keyed by the candidate)."""
+    calibration_curves: dict[str, dict[tuple, list[list[float]]]]
+    """model → slice → read_calibration_curves' rows (the ECE is computed from them)."""
 
 
 def _interval(kv) -> dict[str, float | None] | None:
@@ -318,7 +320,7 @@ def read_tfma_metrics(output_path: str) -> TfmaFigures:
     """Our metrics (and their intervals) per model and slice, the ECE from the calibration plot."""
     import tensorflow_model_analysis as tfma
 
-    figures = TfmaFigures({}, {})
+    figures = TfmaFigures({}, {}, read_calibration_curves(output_path))
     for record in tfma.load_metrics(output_path):
         slice_key = _slice_key(record)
         for kv in record.metric_keys_and_values:
@@ -334,7 +336,7 @@ def read_tfma_metrics(output_path: str) -> TfmaFigures:
             interval = _interval(kv)
             if interval is not None:
                 figures.intervals.setdefault(model, {}).setdefault(slice_key, {})[name] = interval
-    for model, slices in read_calibration_curves(output_path).items():
+    for model, slices in figures.calibration_curves.items():
         for slice_key, curve in slices.items():
             n = sum(row[2] for row in curve)
             ece = sum(abs(pred - observed) * count for pred, observed, count in curve) / n if n else None
@@ -583,7 +585,7 @@ def bless(
     # With intervals on, TFMA validates the AUC thresholds on the interval's bound.
     if rule == RULE_INTERVAL and validation_ok != all(g.passed for g in auc_gates):
         log.warning("TFMA validation_ok=%s disagrees with the AUC gates: %s", validation_ok, tfma_failures)
-    curves = read_calibration_curves(evaluation_dir).get(CANDIDATE, {})
+    curves = figures.calibration_curves.get(CANDIDATE, {})
     roc = classification_curves(evaluation_dir, policy.decision_threshold)
     blessing = Blessing(
         blessed=all(g.passed for g in gates),
