@@ -48,7 +48,6 @@ def test_auc_standard_error_agrees_with_a_bootstrap():
     rng = np.random.default_rng(7)
     y = (rng.random(600) < 0.12).astype(int)
     scores = rng.normal(size=600) + 1.1 * y
-    auc = auc_score(y, scores)
     draws = [auc_score(y[i], scores[i]) for i in (rng.integers(0, 600, 600) for _ in range(400))]
     assert auc_standard_error(y, scores) == pytest.approx(np.std(draws), rel=0.2)
     assert auc_standard_error(y[:1], scores[:1]) is None
