@@ -4,8 +4,9 @@
         [--backend onnx|savedmodel] [--prediction_log /var/log/predictions.jsonl]
 
 `--model_dir` is a model version directory (saved_model/, model.onnx, model_info.json) or a registry
-model root holding CHAMPION.json, whose champion is then served. The model takes RAW features
-(the tf.Transform graph is inside the SavedModel):
+model root holding CHAMPION.json, whose champion is then served; local, or gs:// / s3:// (copied to
+--model_cache_dir first: serving/storage.py). Its default is $AIP_STORAGE_URI (Vertex AI). The
+model takes RAW features (the tf.Transform graph is inside the SavedModel):
 
   V1   POST /v1/models/<name>:predict   {"instances": [{"lvrat": 0.8, "chist": 5, ...}, ...]}
        → {"predictions": [p, ...], "prediction_ids": [...], "model_name": ..., "model_version": ...}
@@ -27,6 +28,7 @@ import datetime as dt
 import logging
 import os
 import sys
+import tempfile
 import uuid
 
 import kserve
@@ -40,7 +42,7 @@ from kserve.protocol.dataplane import DataPlane
 from kserve.protocol.rest import server as kserve_rest_server
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from serving import backends, features
+from serving import backends, features, storage
 from serving.prediction_log import SYNTHETIC_FIELD, SYNTHETIC_TRAFFIC_HEADER, PredictionLog
 
 log = logging.getLogger("kserve.serving")  # under kserve's configured logger
@@ -58,9 +60,10 @@ class RawFeatureModel(kserve.Model):
 
     def __init__(self, name: str, model_dir: str, backend: str = DEFAULT_BACKEND,
                  prediction_log: str | None = None, max_instances: int = DEFAULT_MAX_INSTANCES,
-                 onnx_threads: int = DEFAULT_ONNX_THREADS):
+                 onnx_threads: int = DEFAULT_ONNX_THREADS, model_cache_dir: str = ""):
         super().__init__(name)
         self.model_dir = model_dir
+        self.model_cache_dir = model_cache_dir or os.path.join(tempfile.gettempdir(), "kfp-model-cache")
         self.requested_backend = backend
         self.prediction_log_path = prediction_log
         self.max_instances = max_instances
@@ -75,7 +78,8 @@ class RawFeatureModel(kserve.Model):
     # ------------------------------------------------------------------ lifecycle
 
     def load(self) -> bool:
-        resolved = backends.resolve_model_dir(self.model_dir)
+        local_dir = storage.fetch_model(self.model_dir, self.model_cache_dir, backends.CHAMPION_FILE)
+        resolved = backends.resolve_model_dir(local_dir)
         info = backends.read_model_info(resolved.path)
         backend = self.requested_backend
         if backend == "onnx" and (info.get("onnx") or {}).get("inputs") != "raw":
@@ -92,7 +96,7 @@ class RawFeatureModel(kserve.Model):
         if self.prediction_log_path:
             self._log = PredictionLog(self.prediction_log_path)
         log.info("loaded %s version %s from %s (backend %s, features %s)",
-                 self.name, self.version, resolved.path, backend, self.feature_types)
+                 self.name, self.version, self.model_dir, backend, self.feature_types)
         self.ready = True
         return self.ready
 
@@ -210,8 +214,13 @@ def build_parser() -> argparse.ArgumentParser:
     # kserve's own parser as parent: the standard KServe args (--http_port, --grpc_port,
     # --workers, --enable_grpc, ...) are accepted with their usual meaning.
     parser = argparse.ArgumentParser(parents=[kserve_model_server.parser], description=__doc__.splitlines()[0])
-    parser.add_argument("--model_dir", required=True,
-                        help="a model version directory, or a registry model root with CHAMPION.json")
+    vertex_uri = os.environ.get(storage.VERTEX_STORAGE_ENV) or None
+    parser.add_argument("--model_dir", required=vertex_uri is None, default=vertex_uri,
+                        help="a model version directory, or a registry model root with CHAMPION.json; "
+                             f"local, gs:// or s3:// (default: ${storage.VERTEX_STORAGE_ENV})")
+    parser.add_argument("--model_cache_dir", default="",
+                        help="where a gs:// or s3:// model is copied (default: <tmp>/kfp-model-cache; "
+                             "a writable mount under a read-only root filesystem)")
     parser.add_argument("--backend", choices=backends.BACKENDS, default=DEFAULT_BACKEND,
                         help="onnx is used only when model_info.json says the ONNX model takes raw features; "
                              "otherwise the SavedModel is served")
@@ -247,7 +256,7 @@ def main(argv: list[str] | None = None) -> None:
                                           predictor_config=server.dataplane.predictor_config)
     model = RawFeatureModel(args.model_name, args.model_dir, backend=args.backend,
                             prediction_log=args.prediction_log, max_instances=args.max_instances,
-                            onnx_threads=args.onnx_threads)
+                            onnx_threads=args.onnx_threads, model_cache_dir=args.model_cache_dir)
     model.load()
     try:
         server.start([model])

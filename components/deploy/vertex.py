@@ -7,10 +7,8 @@ Models: each pushed version is uploaded once as its own Vertex Model (display na
 `<model>-<version>`, labels kfp-model / kfp-version, the version as a version alias) serving our
 model-server image (components.common.images.SERVING_IMAGE) with the registry version directory
 (gs:// only) as its artifact: the container gets `--model_dir=$(AIP_STORAGE_URI)` and answers
-Vertex on the V1 route. A re-run finds the Model by its labels instead of uploading it again.
-Caveat: AIP_STORAGE_URI is a gs:// URI and serving/backends.py reads local directories only
-today, so the serving image needs a step that copies the model down (or gs:// support) before
-this target can serve on Vertex; the target's calls and traffic handling do not depend on it.
+Vertex on the V1 route; the server copies the version down from that gs:// URI before it loads
+(serving/storage.py). A re-run finds the Model by its labels instead of uploading it again.
 Deployed models are named `<model>@<version>`: that is how `live()` tells the versions apart.
 
     deploy      Endpoint.deploy(model, traffic_percentage=100) (the endpoint is created if missing)

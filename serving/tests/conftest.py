@@ -34,13 +34,13 @@ def free_port() -> int:
 class Server:
     """`python -m serving.model_server` in a subprocess; `url` is http://127.0.0.1:<port>."""
 
-    def __init__(self, model_dir: str, workdir: Path, name: str, *extra: str):
+    def __init__(self, model_dir: str, workdir: Path, name: str, *extra: str, model_dir_arg: bool = True):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.prediction_log = workdir / f"{name}-predictions.jsonl"
         self.output = workdir / f"{name}-server.log"
         cmd = [sys.executable, "-m", "serving.model_server", f"--model_name={MODEL}",
-               f"--model_dir={model_dir}", f"--http_port={self.port}",
+               *([f"--model_dir={model_dir}"] if model_dir_arg else []), f"--http_port={self.port}",
                f"--prediction_log={self.prediction_log}", "--enable_latency_logging=false", *extra]
         env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "2"}
         self._out = open(self.output, "w")  # noqa: SIM115
