@@ -50,7 +50,7 @@ def test_every_object_is_valid(built, overlay):
     objects = built[overlay]
     assert {o["kind"] for o in objects} == {
         "Namespace", "ServiceAccount", "Role", "RoleBinding", "ServingRuntime", "InferenceService",
-        "ClusterStorageContainer",
+        "ClusterStorageContainer", "ConfigMap", "Deployment", "Service",
     }
     errors = [e for o in objects for e in validation_errors(o)]
     assert not errors, "\n".join(errors)
@@ -106,7 +106,7 @@ def test_rolebinding_subject_is_kfp_pipeline_runner(built):
                                       "name": "inferenceservice-deployer"}
         assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "pipeline-runner", "namespace": "kubeflow"}]
         # No unused account of that name in the serving namespace (KFP never runs as it).
-        assert [o["metadata"]["name"] for o in built[overlay] if o["kind"] == "ServiceAccount"] == ["model-server"]
+        assert [o["metadata"]["name"] for o in built[overlay] if o["kind"] == "ServiceAccount"] == ["log-sink", "model-server"]
 
 
 def test_multi_user_component_binds_profile_default_editor(tmp_path):
@@ -163,3 +163,26 @@ def test_overlay_specifics(built):
     assert gpu["tolerations"][0]["key"] == "nvidia.com/gpu" and gpu["nodeSelector"]
     prod = _one(built["prod"], "InferenceService")["spec"]["predictor"]
     assert (prod["minReplicas"], prod["maxReplicas"]) == (2, 10)
+
+
+def test_served_traffic_goes_to_the_log_sink(built):
+    """KServe's payload logger posts to the sink's Service, with the synthetic-traffic header (in
+    Go's canonical form, as KServe's agent matches it) carried as metadata."""
+    for overlay in OVERLAYS:
+        objects = built[overlay]
+        logger = _one(objects, "InferenceService")["spec"]["predictor"]["logger"]
+        assert logger["mode"] == "all"
+        assert "X-Synthetic-Traffic" in logger["metadataHeaders"]
+        service = _one(objects, "Service")
+        assert logger["url"] == f"http://{service['metadata']['name']}.{service['metadata']['namespace']}.svc.cluster.local"
+        sink = _one(objects, "Deployment")
+        (container,) = sink["spec"]["template"]["spec"]["containers"]
+        assert container["command"] == ["python", "-m", "serving.log_sink"]
+        assert service["spec"]["selector"] == sink["spec"]["selector"]["matchLabels"]
+        assert service["spec"]["ports"][0]["targetPort"] == container["ports"][0]["containerPort"]
+        context = container["securityContext"]
+        assert {k: context.get(k) for k in RESTRICTED_CONTAINER_CONTEXT} == RESTRICTED_CONTAINER_CONTEXT
+        config = _one(objects, "ConfigMap")
+        assert container["env"][0]["valueFrom"]["configMapKeyRef"]["name"] == config["metadata"]["name"]
+        assert config["data"]["output"].startswith(("s3://", "gs://"))
+        assert container["envFrom"] == [{"secretRef": {"name": "log-sink-storage", "optional": True}}]
