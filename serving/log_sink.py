@@ -26,7 +26,10 @@ import logging
 import threading
 import time
 
-from cloudevents.http import from_http
+try:  # cloudevents 1.x (the serving image, via kserve)
+    from cloudevents.http import from_http
+except ImportError:  # 2.x (the pipeline's test env) keeps the 1.x API under cloudevents.v1
+    from cloudevents.v1.http import from_http
 
 from serving import log_parts
 from serving.prediction_log import SYNTHETIC_FIELD, SYNTHETIC_TRAFFIC_HEADER

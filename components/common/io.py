@@ -60,6 +60,22 @@ def exists(uri: str) -> bool:
     return fs.exists(path)
 
 
+def isdir(uri: str) -> bool:
+    if is_local(uri):
+        return os.path.isdir(uri)
+    fs, path = _fs(uri)
+    fs.invalidate_cache()
+    return fs.isdir(path)
+
+
+def open_binary(uri: str):
+    """A binary reader of a local, gs:// or s3:// file (a context manager)."""
+    if is_local(uri):
+        return open(uri, "rb")  # noqa: SIM115 (the caller's with-block closes it)
+    fs, path = _fs(uri)
+    return fs.open(path, "rb")
+
+
 def makedirs(uri: str) -> None:
     # Object stores have no directories (a no-op for keys; creates a missing bucket at most).
     if is_local(uri):

@@ -32,7 +32,8 @@ import numpy as np
 from components.common import io as fio
 from components.common.ranking import auc_score
 from components.common.errors import PipelineInputError
-from components.monitor.monitor import MISSING, LogCounts, LogFilter, parse_time, read_log
+from components.common.tfdv_stats import MISSING
+from components.monitor.prediction_logs import LogCounts, LogFilter, parse_time, read_log
 
 POSITIVE = ("1", "1.0", "yes", "true", "y", "t")
 NEGATIVE = ("0", "0.0", "no", "false", "n", "f")

@@ -15,7 +15,8 @@ import pytest
 
 from components.common.errors import PipelineInputError
 from components.monitor import feedback as fb
-from components.monitor.monitor import MISSING, LogFilter
+from components.common.tfdv_stats import MISSING
+from components.monitor.prediction_logs import LogFilter
 from components.monitor.tests import helpers as h
 
 AS_OF = dt.datetime(2026, 12, 1, tzinfo=dt.timezone.utc)
