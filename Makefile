@@ -118,13 +118,16 @@ bench: setup
 # on a breach) of the last pushed model in $(OUT)/registry against the one pushed before it, on
 # local model-server processes; the last run's held-out eval split (else the HMDA sample) is
 # replayed as traffic. Reports in $(OUT)/deploy; a second run with the same champion changes nothing.
+# The splitter sends every answered call to a local log sink, as KServe's payload logger does, which
+# writes $(OUT)/deploy/predictions: `make monitor MONITOR_LOG=$(OUT)/deploy/predictions` reads it.
 TARGET ?= local
 DEPLOY_DATA ?= $(or $(lastword $(sort $(wildcard $(OUT)/pipeline_root/*/ingest/examples))),tests/fixtures/hmda_sample.csv)
 DEPLOY_ARGS ?=
 .PHONY: deploy
 deploy: setup setup-serving
 	$(PY) -m components.deploy --target $(TARGET) --registry $(OUT)/registry --model $(SERVE_MODEL) \
-	  --data $(DEPLOY_DATA) --out $(OUT)/deploy --state-dir $(OUT)/deploy/state $(DEPLOY_ARGS)
+	  --data $(DEPLOY_DATA) --out $(OUT)/deploy --state-dir $(OUT)/deploy/state \
+	  $(if $(filter local,$(TARGET)),--log-sink-output $(abspath $(OUT))/deploy/predictions) $(DEPLOY_ARGS)
 
 # make rollback REASON="..." [BY=name] [TARGET=local]: the kill switch. 100% of traffic to the
 # previous version now (a canary out is removed; else the registry's previous version is deployed

@@ -47,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
                  "max_prediction_psi", "max_auc_drop", "ready_timeout_s", "scrape_interval_s"):
         p.add_argument(f"--{name.replace('_', '-')}", type=float, default=getattr(defaults, name))
     for name in ("kserve_namespace", "kserve_service", "kserve_url", "vertex_project", "vertex_region",
-                 "vertex_endpoint", "prometheus_url"):
+                 "vertex_endpoint", "prometheus_url", "log_sink_output"):
         p.add_argument(f"--{name.replace('_', '-')}", default="")
     return p
 

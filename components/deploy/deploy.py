@@ -88,6 +88,9 @@ class DeployConfig:
     deploy_previous: bool = True
     """local, nothing live: deploy the registry's previous version as stable first."""
     ready_timeout_s: float = 180.0
+    log_sink_output: str = ""
+    """local: where a log sink writes the served traffic from the splitter's payload CloudEvents
+    (as KServe's logger and manifests/base/log-sink.yaml do on a cluster); "" = no sink."""
 
     # kserve target (components/deploy/kserve.py).
     kserve_namespace: str = ""
@@ -197,7 +200,8 @@ def build_target(config: DeployConfig) -> Target:
 
         return LocalTarget(LocalConfig(state_dir=config.state_dir, serving_python=config.serving_python,
                                        backend=config.backend, seed=config.seed,
-                                       ready_timeout_s=config.ready_timeout_s))
+                                       ready_timeout_s=config.ready_timeout_s,
+                                       log_sink_output=config.log_sink_output))
     # Imported lazily: their client libraries (kubernetes, google-cloud-aiplatform) are heavy.
     if config.target == KSERVE:
         from components.deploy.kserve import KServeTarget

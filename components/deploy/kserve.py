@@ -73,6 +73,7 @@ from kubernetes.client.exceptions import ApiException
 
 from components.common.errors import PipelineInputError
 from components.deploy.replay import Batch, ReplayConfig, ReplayRows, count_answer
+from components.deploy import payload_logger
 from components.deploy.rollout import LiveState, ModelRef, VersionStats
 
 log = logging.getLogger(__name__)
@@ -131,6 +132,9 @@ class KServeConfig:
     ingress_url: str = ""
     """Where the observer sends requests (e.g. the Istio ingress gateway) with a Host header taken
     from status.url; empty = status.address.url (cluster-local, for a pipeline running in-cluster)."""
+    log_sink_service: str = "log-sink"
+    """The log sink's Service in `namespace` (manifests/base/log-sink.yaml): KServe's payload logger
+    sends it every request and answer; "" = no logger."""
 
     def __post_init__(self) -> None:
         problems = []
@@ -436,6 +440,7 @@ class KServeTarget:
                 "serviceAccountName": c.service_account,
                 "minReplicas": c.min_replicas,
                 "maxReplicas": c.max_replicas,
+                **({"logger": self.logger_spec()} if c.log_sink_service else {}),
                 "model": {
                     "modelFormat": {"name": c.model_format},
                     "runtime": c.runtime,
@@ -444,6 +449,12 @@ class KServeTarget:
                 },
             }},
         }
+
+    def logger_spec(self) -> dict:
+        """KServe's payload logger to the log sink, with the synthetic-traffic header (in Go's
+        canonical form, which KServe's agent matches) as event metadata."""
+        return {"mode": "all", "url": f"http://{self.config.log_sink_service}.{self.config.namespace}.svc.cluster.local",
+                "metadataHeaders": [payload_logger.SYNTHETIC_METADATA_HEADER]}
 
     @staticmethod
     def changes(obj: dict, storage_uri: str | None = None, percent: Any = _KEEP,

@@ -44,6 +44,7 @@ from pathlib import Path
 
 from components.common import io as fio
 from components.common import names
+from components.deploy import payload_logger
 from components.deploy.revision_metrics import RevisionMetrics
 from components.deploy.rollout import LiveState, ModelRef
 
@@ -85,6 +86,9 @@ class LocalConfig:
     """Predict calls (all features missing) a new process answers before it gets traffic: the first
     calls of a fresh TensorFlow process are slow, and a canary should not be judged on that."""
     server_args: tuple[str, ...] = ()
+    log_sink_output: str = ""
+    """Where a local log sink (serving/log_sink.py) writes the served traffic, as KServe's payload
+    logger and the cluster's sink would (an absolute path, gs:// or s3://); "" = no sink."""
 
     def __post_init__(self) -> None:
         if not self.state_dir:
@@ -284,8 +288,11 @@ class Splitter:
     """The reverse proxy; runs its own asyncio loop on a daemon thread."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, request_timeout_s: float = 30.0,
-                 seed: int | None = None):
+                 seed: int | None = None, events_url: str = ""):
         self.host = host
+        self.events_url = events_url
+        """Where each answered predict call's request and response CloudEvents go (the log sink)."""
+        self.events_failed = 0
         self.port = port
         self.request_timeout_s = request_timeout_s
         self._random = random.Random(seed)
@@ -454,9 +461,38 @@ class Splitter:
                                                        headers, request_id, record=True))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
+        received = dt.datetime.now(dt.timezone.utc)
         status, payload, content_type = await self._forward(backend, role, request.method, path, body, headers,
                                                             request_id, record=predict)
+        if predict and status == 200 and self.events_url:  # KServe logs the answers of 200s only
+            task = asyncio.ensure_future(self._log_events(backend, role, request_id, received, body, payload,
+                                                          headers))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
         return web.Response(status=status, body=payload, headers={"content-type": content_type})
+
+    async def _log_events(self, backend: Backend, role: str, request_id: str, received: dt.datetime,
+                          body: bytes, payload: bytes, headers: dict) -> None:
+        """The two CloudEvents KServe's agent would send for this call, off the request path."""
+        import aiohttp
+
+        endpoint = "canary" if role == CANARY else "default"
+        source = f"local-{role}-{backend.version}"
+        synthetic = headers.get(names.SYNTHETIC_TRAFFIC_HEADER)
+        for event_type, data, at in ((payload_logger.REQUEST_TYPE, body, received),
+                                     (payload_logger.RESPONSE_TYPE, payload, dt.datetime.now(dt.timezone.utc))):
+            event = payload_logger.event_headers(event_type, request_id, source, at, endpoint,
+                                                 headers["content-type"], synthetic)
+            try:
+                async with self._session.post(self.events_url, data=data, headers=event) as resp:
+                    await resp.read()
+                    if resp.status != 200:
+                        raise aiohttp.ClientResponseError(resp.request_info, (), status=resp.status)
+            except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+                self.events_failed += 1  # the agent logs and goes on; so do we
+                if self.events_failed == 1 or self.events_failed % 100 == 0:
+                    log.warning("could not send a payload event to %s (%d so far): %s",
+                                self.events_url, self.events_failed, exc)
 
     async def _forward(self, backend: Backend, role: str, method: str, path: str, body: bytes,
                        headers: dict, request_id: str, record: bool) -> tuple[int, bytes, str]:
@@ -522,7 +558,13 @@ class LocalTarget:
         self.state_path = self.state_dir / STATE_FILE
         self._procs: dict[str, ServerProcess] = {}
         self._started: list[ServerProcess] = []  # everything started, for close()
-        self._splitter = Splitter(config.host, config.splitter_port, config.request_timeout_s, config.seed)
+        self._sink = None
+        if config.log_sink_output:
+            self._sink = payload_logger.LogSinkProcess(config.python, config.log_sink_output, config.host,
+                                                       free_port(config.host), self.log_dir / "log-sink.log",
+                                                       REPO_ROOT)
+        self._splitter = Splitter(config.host, config.splitter_port, config.request_timeout_s, config.seed,
+                                  events_url=self._sink.url if self._sink else "")
         self._closed = False
         # One target per state_dir at a time: two would fight over the processes it records.
         self._lock = open(self.state_dir / LOCK_FILE, "a+")  # noqa: SIM115 - held until close()
@@ -631,6 +673,8 @@ class LocalTarget:
 
     def _apply(self, live: LiveState, retired: list[ServerProcess | None]) -> None:
         """Route to the processes in self._procs, persist `live`, then drain and stop `retired`."""
+        if self._sink is not None and self._sink.proc is None:
+            self._sink.start()
         self._splitter.start()
         canary = self._backend(CANARY) if live.canary else None
         self._splitter.set_routes(Routes(stable=self._backend(STABLE), canary=canary,
@@ -741,7 +785,9 @@ class LocalTarget:
             return
         self._closed = True
         try:
-            self._splitter.stop()
+            self._splitter.stop()  # waits for the payload events still on their way
+            if self._sink is not None:
+                self._sink.stop()
         finally:
             for proc in self._started:
                 try:

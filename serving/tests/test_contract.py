@@ -26,3 +26,15 @@ def test_infra_validator_reads_and_writes_the_pipeline_names():
     assert infra_validator.EVAL_SPLIT == names.EVAL
     assert infra_validator.EXAMPLES_FILE == names.EXAMPLES_FILE
     assert infra_validator.BLESSING_FILE == names.INFRA_BLESSING_FILE
+
+
+def test_the_local_payload_logger_sends_what_the_sink_reads():
+    """The local splitter's CloudEvents (components/deploy/payload_logger.py) are KServe's, and the
+    sink (serving/log_sink.py) reads KServe's: the same types, and the synthetic-traffic header in
+    the canonical form KServe's agent puts in `metadata`."""
+    from components.deploy import payload_logger
+    from serving import log_sink
+
+    assert (payload_logger.REQUEST_TYPE, payload_logger.RESPONSE_TYPE) == (log_sink.REQUEST_TYPE, log_sink.RESPONSE_TYPE)
+    assert payload_logger.SYNTHETIC_METADATA_HEADER == "X-Synthetic-Traffic"
+    assert payload_logger.SYNTHETIC_METADATA_HEADER.lower() == log_sink.SYNTHETIC_TRAFFIC_HEADER

@@ -255,6 +255,8 @@ def test_first_deploy_creates_the_service_at_100_percent_like_manifests_base():
         },
         "spec": {"predictor": {
             "serviceAccountName": "model-server", "minReplicas": 1, "maxReplicas": 3,
+            "logger": {"mode": "all", "url": "http://log-sink.ml-models.svc.cluster.local",
+                       "metadataHeaders": ["X-Synthetic-Traffic"]},
             "model": {"modelFormat": {"name": "tensorflow"}, "runtime": "kfp-prod-runtime", "storageUri": V1.uri,
                       "resources": {"requests": {"cpu": "1", "memory": "2Gi"},
                                     "limits": {"cpu": "2", "memory": "4Gi"}}},
