@@ -51,7 +51,8 @@ class _Part:
 
 
 class PartWriter:
-    """Thread-safe: `add()` from the request path, `flush_due()` from a timer, `close()` at exit."""
+    """Thread-safe: `add()` from the request path (memory only), `flush_due()` from a timer thread
+    (writes the parts that are full or old enough), `close()` at exit."""
 
     def __init__(self, root: str, rotate_bytes: int = DEFAULT_ROTATE_BYTES,
                  rotate_seconds: float = DEFAULT_ROTATE_SECONDS,
@@ -93,9 +94,7 @@ class PartWriter:
             part = self._parts.setdefault(key, _Part())
             part.lines += lines
             part.size += size
-            full = part.size >= self.rotate_bytes
-        if full:
-            self._write([key])
+        # Full parts are written by flush_due(), off the caller's (the event loop's) thread.
 
     def flush_due(self) -> None:
         now = time.monotonic()

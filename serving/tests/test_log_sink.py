@@ -141,9 +141,13 @@ def test_parts_rotate_by_size_and_a_failed_write_is_kept_for_a_retry(tmp_path):
     root.mkdir()
     (root / "model=m").write_text("a file where a directory must go")  # the first writes fail
     writer.add(key, records[:10])
+    assert writer.counters["parts_written"] == 0  # add() only buffers
+    writer.flush_due()
     assert writer.counters["write_errors"] == 1 and writer.buffered_bytes > 0
     (root / "model=m").unlink()
     writer.add(key, records[10:])
+    writer.flush_due()
+    assert writer.counters["parts_written"] == 1 and writer.buffered_bytes == 0
     writer.close()
     parts = sorted((root / key).glob("part-w-*.jsonl"))
     assert len(parts) >= 1

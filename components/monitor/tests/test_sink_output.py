@@ -43,6 +43,7 @@ def test_monitor_reads_the_sinks_partitioned_output(tmp_path, s3_root):  # noqa:
         rows = [{k: r.get(k) for k in h.FEATURE_TYPES} for r in sample[start:start + 4]]
         for event in _events(f"r{start}", rows, [h.probability(r, h.stand_in.BIAS) for r in rows]):
             joiner.add(event)
+        joiner.tick()  # the sink's timer: writes the parts that are full
     warmup = [{k: None for k in h.FEATURE_TYPES}]
     for event in _events("warm-up", warmup, [0.5], synthetic=True):
         joiner.add(event)
