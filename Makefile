@@ -74,7 +74,8 @@ lock: | $(UV)
 	$(UV) pip compile setup.cfg $(LOCK_FLAGS) -c $(LOCK) -o $(RUNTIME_LOCK)
 	$(UV) pip compile setup.cfg --extra gpu $(LOCK_FLAGS) -c $(LOCK) -o $(GPU_LOCK)
 
-run: setup
+# setup-serving: infra-validate loads the model in the serving environment before push
+run: setup setup-serving
 	$(PY) -m pipelines.run_local --out $(OUT) --runner $(RUNNER) \
 	  $(if $(CONFIG),--config $(CONFIG)) $(if $(DATA),--data $(DATA)) $(if $(LABEL),--label $(LABEL)) \
 	  $(if $(SLICES),--slices $(SLICES)) $(if $(LABEL_THRESHOLD),--label-threshold $(LABEL_THRESHOLD)) \

@@ -28,10 +28,12 @@ from components.common import names
 from components.common.config import RETRAIN_TRAINING_DEFAULTS, PipelineConfig, RetrainConfig
 from components.common.errors import PipelineInputError
 from components.deploy.deploy import DeployConfig, resolve_candidate, run_deploy
-from components.deploy.replay import ReplayConfig, ReplayObserver, feature_types_of, load_rows
+from components.deploy.replay import ReplayObserver, feature_types_of, load_rows
+from components.deploy.traffic import ReplayConfig
 from pipelines import run_local, run_retraining
 
 DEFAULT_SHIFT = ("lvrat", 1.3)
+DEMO_CONFIG = "pipelines/configs/hmda_demo.yaml"
 
 
 def parse_shift(text: str) -> tuple[str, float]:
@@ -95,7 +97,9 @@ def main(argv: list[str] | None = None) -> int:
         champion_config = run_local.config_from_args(args)
         if not os.path.exists(os.path.join(champion_config.registry_uri, champion_config.model_name,
                                            names.CHAMPION_FILE)):
-            raise PipelineInputError(f"no champion in {champion_config.registry_uri}: run `make run` first")
+            raise PipelineInputError(
+                f"no champion in {champion_config.registry_uri}: run `make run` first (on HMDA with "
+                f"CONFIG={DEMO_CONFIG}: the default gates reject its model on fairness, README)")
         column, factor = args.shift
         newer = write_shifted(champion_config.data_uri, column, factor,
                               os.path.join(out_dir, "retrain", "newer.csv"))

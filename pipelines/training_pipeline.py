@@ -89,6 +89,9 @@ def _define_pipeline(platform: str, spec: VertexSpec | None = None):
         hidden_units: list = D.hidden_units,
         calibration_method: str = D.calibration_method,
         numeric_buckets: bool = D.numeric_buckets,
+        l2_regularization: float = D.l2_regularization,
+        linear_path: bool = D.linear_path,
+        class_weighting: bool = D.class_weighting,
         accelerator_type: str = D.accelerator_type,
         accelerator_count: str = DEFAULT_ARGUMENTS["accelerator_count"],
         tpu_address: str = D.tpu_address,
@@ -128,6 +131,9 @@ def _define_pipeline(platform: str, spec: VertexSpec | None = None):
         vertex_project: str = D.vertex_project,
         vertex_region: str = D.vertex_region,
         vertex_endpoint: str = D.vertex_endpoint,
+        prometheus_url: str = D.prometheus_url,
+        scrape_interval_s: float = D.scrape_interval_s,
+        vertex_cloud_monitoring: bool = D.vertex_cloud_monitoring,
         beam_args: list = D.beam_args,
         code_version: str = D.code_version,
     ):
@@ -178,6 +184,9 @@ def _define_pipeline(platform: str, spec: VertexSpec | None = None):
             multi_worker=multi_worker if kubeflow or spec.replica_count == 1 else True,
             calibration_method=calibration_method,
             numeric_buckets=numeric_buckets,
+            l2_regularization=l2_regularization,
+            linear_path=linear_path,
+            class_weighting=class_weighting,
             seed=seed,
         )
         if kubeflow:
@@ -250,6 +259,9 @@ def _define_pipeline(platform: str, spec: VertexSpec | None = None):
             vertex_project=vertex_project,
             vertex_region=vertex_region,
             vertex_endpoint=vertex_endpoint,
+            prometheus_url=prometheus_url,
+            scrape_interval_s=scrape_interval_s,
+            vertex_cloud_monitoring=vertex_cloud_monitoring,
         )
         deploy_task.set_caching_options(False)
 

@@ -258,6 +258,7 @@ def test_canary_analysis_renders_each_step_its_checks_and_the_rollback(chromium,
 
 
 def test_drift_report_renders_the_decision_and_the_shifted_feature(chromium, tmp_path):
+    from components.monitor import config as mcfg
     from components.monitor import monitor as mon
     from components.monitor import report
     from components.monitor.tests import helpers as h
@@ -267,8 +268,8 @@ def test_drift_report_renders_the_decision_and_the_shifted_feature(chromium, tmp
         row["lvrat"] = row["lvrat"] * 1.3 if row["lvrat"] is not None else None
         records.append(h.log_record(i, row, h.probability(row)))
     log = h.write_log(tmp_path / "predictions.jsonl", records)
-    result = mon.run_monitor(mon.MonitorConfig(log_uri=str(log), registry_uri=h.make_registry(tmp_path / "r")))
-    assert result.decision == mon.ACT and result.triggered[0] == "lvrat"
+    result = mon.run_monitor(mcfg.MonitorConfig(log_uri=str(log), registry_uri=h.make_registry(tmp_path / "r")))
+    assert result.decision == mcfg.ACT and result.triggered[0] == "lvrat"
     page = tmp_path / "drift.html"
     page.write_text(report.report_html(result))
     text = _render(chromium, page, tmp_path).text

@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import dataclasses
 
+SCRAPE_INTERVAL_S = 15.0
+"""The metrics store's scrape interval (Prometheus' default is 15 s): each analysis window waits
+this long so its last requests are counted."""
+
 CANARY = "canary"
 SHADOW = "shadow"
 MODES = (CANARY, SHADOW)

@@ -39,6 +39,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", choices=("savedmodel", "onnx"), default=defaults.backend)
     p.add_argument("--no-deploy-previous", dest="deploy_previous", action="store_false",
                    help="local, nothing live: do not deploy the registry's previous version first")
+    p.add_argument("--no-local-prometheus", dest="local_prometheus", action="store_false",
+                   help="local: do not run a Prometheus on loopback to judge served traffic")
+    p.add_argument("--vertex-cloud-monitoring", action="store_true",
+                   help="vertex: also judge each DeployedModel's served traffic from Cloud Monitoring")
     p.add_argument("--mode", choices=("canary", "shadow"), default=defaults.mode)
     p.add_argument("--steps", type=_steps, default=defaults.steps, help="e.g. 10,50,100")
     for name in ("requests_per_step", "min_requests", "rows_per_request", "concurrency", "max_rows", "seed"):

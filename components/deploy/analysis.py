@@ -197,6 +197,7 @@ def analyse(percent: int, stable: VersionStats, canary: VersionStats, policy: Ro
                             f"served_errors_{role}": stats.served["errors"],
                             f"served_p99_ms_{role}": stats.served["p99_ms"]})
             figures["served_source"] = stats.served["source"]
+            figures["served_window_s"] = stats.served["window_s"]
     return StepDecision(percent=percent, passed=not reasons and not pending, reasons=reasons, figures=figures,
                         checks=checks, pending=pending)
 
@@ -235,6 +236,8 @@ def _fmt(value, kind: str) -> str:
         return f"{value:.1f} ms"
     if kind in ("psi", "auc"):
         return f"{value:.3f}"
+    if kind == "approx":  # Prometheus' increase() extrapolates counts to the window's edges
+        return f"{value:.0f}"
     return f"{value:,}" if isinstance(value, int) else f"{value:g}"
 
 
@@ -261,6 +264,23 @@ def _step_cells(step: StepDecision) -> list[str]:
     return cells
 
 
+SERVED_HEADERS = ("step", "window", "served requests stable / canary", "5xx stable / canary",
+                  "p99 stable / canary", "source")
+
+
+def _served_rows(result: RolloutResult) -> list[list[str]]:
+    """What each revision served per step, users' traffic included (the metrics provider's figures)."""
+    rows = []
+    for step in result.steps:
+        f = step.figures
+        if "served_source" not in f:
+            continue
+        pair = lambda name, kind: f"{_fmt(f.get(name + '_stable'), kind)} / {_fmt(f.get(name + '_canary'), kind)}"  # noqa: E731
+        rows.append([_label(step), f"{f.get('served_window_s', '—')} s", pair("served_requests", "approx"),
+                     pair("served_errors", "approx"), pair("served_p99_ms", "ms"), f["served_source"]])
+    return rows
+
+
 def _headline(result: RolloutResult) -> str:
     stable = result.stable_version or "nothing"
     return (f"{result.outcome}: {result.candidate_version} on {result.target} "
@@ -284,6 +304,11 @@ def report_markdown(result: RolloutResult) -> str:
         pending = [(s, r) for s in result.steps for r in s.pending]
         if pending:
             lines += ["", "Not decided by the window:", *(f"- {_label(s)} ({s.windows} windows): {r}" for s, r in pending)]
+        served = _served_rows(result)
+        if served:
+            lines += ["", "Served traffic per revision over each step (users' requests included):", "",
+                      "| " + " | ".join(SERVED_HEADERS) + " |", "|" + "---|" * len(SERVED_HEADERS),
+                      *("| " + " | ".join(row) + " |" for row in served)]
     return "\n".join(lines) + "\n"
 
 
@@ -306,6 +331,10 @@ def report_html(result: RolloutResult) -> str:
         if check_rows:
             sections.append(hr.section("Checks", hr.table(["step", "check", "value", "bound", "result", "detail"],
                                                           check_rows, raw_html_columns=[4])))
+        served = _served_rows(result)
+        if served:
+            sections.append(hr.section("Served traffic per revision (users' requests included)",
+                                       hr.table(list(SERVED_HEADERS), served)))
         psis = {_label(s): s.figures.get("prediction_psi") for s in result.steps}
         if any(v is not None for v in psis.values()):
             bound = next((s.figures.get("psi_bound") for s in result.steps), None)

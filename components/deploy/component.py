@@ -36,6 +36,9 @@ def deploy(
     vertex_project: str = "",
     vertex_region: str = "",
     vertex_endpoint: str = "",
+    prometheus_url: str = "",
+    scrape_interval_s: float = 15.0,
+    vertex_cloud_monitoring: bool = False,
     fail_on_rollback: bool = False,
 ):
     """Roll the pushed model out on `deploy_target` (local | kserve | vertex | none) by canary steps
@@ -67,6 +70,8 @@ def deploy(
             state_dir=local_state_dir or os.path.join(deployment.path, "state"),
             kserve_namespace=kserve_namespace, kserve_service=kserve_service, kserve_url=kserve_url,
             vertex_project=vertex_project, vertex_region=vertex_region, vertex_endpoint=vertex_endpoint,
+            prometheus_url=prometheus_url, scrape_interval_s=scrape_interval_s,
+            vertex_cloud_monitoring=vertex_cloud_monitoring,
         )
         if deploy_now:
             result = run_deploy(config)

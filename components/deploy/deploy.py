@@ -20,8 +20,11 @@ from collections.abc import Callable
 from components.common import io as fio
 from components.common import names
 from components.common.errors import PipelineInputError
-from components.deploy import analysis
-from components.deploy.replay import ReplayConfig, ReplayObserver, load_replay
+from components.common.rollout_policy import SCRAPE_INTERVAL_S
+from components.deploy import analysis, local_prometheus
+from components.deploy.prometheus import PrometheusError, PrometheusProvider, ServedMetricsObserver
+from components.deploy.replay import ReplayObserver, load_replay
+from components.deploy.traffic import ReplayConfig
 from components.deploy.rollout import (
     MODES,
     ROLLED_BACK,
@@ -78,8 +81,11 @@ class DeployConfig:
     prometheus_url: str = ""
     """A Prometheus query API that scrapes the revisions (queue-proxy on KServe, the splitter
     locally); empty = the steps are judged on the replayed requests only."""
-    scrape_interval_s: float = 15.0
-    """Its scrape interval: each window waits this long so its last requests are counted."""
+    scrape_interval_s: float = SCRAPE_INTERVAL_S
+    local_prometheus: bool = True
+    """local, without prometheus_url: run a Prometheus on loopback scraping the splitter when the
+    `prometheus` binary is on PATH (`make prometheus`), so the steps judge served traffic locally
+    with the cluster's PromQL."""
 
     # local target.
     state_dir: str = ""
@@ -103,6 +109,10 @@ class DeployConfig:
     vertex_project: str = ""
     vertex_region: str = ""
     vertex_endpoint: str = ""
+    vertex_cloud_monitoring: bool = False
+    """Also judge what each DeployedModel served from Cloud Monitoring (components/deploy/
+    cloud_monitoring.py; needs roles/monitoring.viewer, and scrape_interval_s >= 240: Vertex's
+    metrics are sampled each minute and readable up to 3 minutes later)."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "steps", tuple(int(s) for s in self.steps))
@@ -201,7 +211,9 @@ def build_target(config: DeployConfig) -> Target:
         return LocalTarget(LocalConfig(state_dir=config.state_dir, serving_python=config.serving_python,
                                        backend=config.backend, seed=config.seed,
                                        ready_timeout_s=config.ready_timeout_s,
-                                       log_sink_output=config.log_sink_output))
+                                       log_sink_output=config.log_sink_output,
+                                       prometheus=config.local_prometheus and not config.prometheus_url
+                                       and local_prometheus.binary() is not None))
     # Imported lazily: their client libraries (kubernetes, google-cloud-aiplatform) are heavy.
     if config.target == KSERVE:
         from components.deploy.kserve import KServeTarget
@@ -218,15 +230,26 @@ def build_observer(config: DeployConfig, target: Target, candidate: ModelRef, st
                    progress: Callable[[str], None]) -> Observer:
     """A target's own observer when it has one (`target.observer(config, candidate)`); else
     replayed rows: through the local splitter (exact attribution) or to a remote URL (attribution
-    by the response's model_version). With `prometheus_url`, each window also carries what each
-    revision served, users' traffic included."""
+    by the response's model_version). With `prometheus_url` (on the local target without one,
+    its own loopback Prometheus), each window also carries what each revision served, users' traffic included."""
     observer = _replay_observer(config, target, candidate, stable, progress)
-    if not config.prometheus_url:
+    url, interval = config.prometheus_url, config.scrape_interval_s
+    if not url and config.target == LOCAL:
+        interval = local_prometheus.SCRAPE_INTERVAL_S
+        try:
+            url = getattr(target, "prometheus_url", "")
+        except PrometheusError as exc:  # an optional helper here: the replay still judges each step
+            progress(f"the local Prometheus failed ({exc}): the steps are judged on the replayed requests only")
+        else:
+            if not url:
+                progress("no local Prometheus (`make prometheus` installs it; local_prometheus): "
+                         "the steps are judged on the replayed requests only")
+    if not url:
         return observer
-    from components.deploy.prometheus import PrometheusProvider, ServedMetricsObserver
-
-    progress(f"each step also judges the revisions' served traffic from {config.prometheus_url}")
-    return ServedMetricsObserver(observer, PrometheusProvider(config.prometheus_url), config.scrape_interval_s)
+    progress(f"each step also judges the revisions' served traffic from {url}")
+    # KServe names revisions <isvc>-predictor-NNNNN; the local splitter labels them by version
+    revision_of = getattr(target, "revision_of", None) or (lambda version: version)
+    return ServedMetricsObserver(observer, PrometheusProvider(url), interval, revision_of=revision_of)
 
 
 def _replay_observer(config: DeployConfig, target: Target, candidate: ModelRef, stable: Callable[[], str | None],

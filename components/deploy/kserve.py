@@ -58,7 +58,6 @@ observedGeneration caught up, Ready=True, the newest revision is ready and the t
 
 from __future__ import annotations
 
-import concurrent.futures
 import copy
 import dataclasses
 import json
@@ -72,9 +71,9 @@ from typing import Any
 from kubernetes.client.exceptions import ApiException
 
 from components.common.errors import PipelineInputError
-from components.deploy.replay import Batch, ReplayConfig, ReplayRows, count_answer
 from components.deploy import payload_logger
 from components.deploy.rollout import LiveState, ModelRef, VersionStats
+from components.deploy.traffic import ReplayConfig, ReplayRows, V1Client, attribute, describe_window, send_window
 
 log = logging.getLogger(__name__)
 
@@ -508,6 +507,21 @@ class KServeTarget:
     def live(self) -> LiveState:
         return live_state(self._get(self.config.name), self._get(self.config.shadow_name), self.config.name)
 
+    def revision_of(self, version: str) -> str:
+        """The Knative revision serving `version` now, the `revision_name` label of queue-proxy's
+        metrics (prometheus.ServedMetricsObserver): while a canary is out the canary's is the latest
+        revision's traffic target and the stable's the pinned one; "" when neither serves it."""
+        obj = self._get(self.config.name)
+        if obj is None:
+            return ""
+        live = live_state(obj, None, self.config.name)
+        if live.canary is not None and live.canary.version == version:
+            latest = [t for t in _traffic(obj) if t.get("latestRevision")]
+            return str(latest[0].get("revisionName") or "") if latest else ""
+        if live.stable is not None and live.stable.version == version:
+            return stable_revision(obj) or ""
+        return ""
+
     def deploy(self, model: ModelRef) -> None:
         storage = self._storage(model)
         obj = self._get(self.config.name)
@@ -622,29 +636,12 @@ def model_annotations(model: ModelRef) -> dict[str, str]:
 # ------------------------------------------------------------------------------ observer
 
 
-@dataclasses.dataclass
-class _Answer:
-    ok: bool = False
-    """HTTP 200 with a readable V1 body."""
-    status: int = 0
-    latency_ms: float = 0.0
-    version: str = ""
-    predictions: list[float] = dataclasses.field(default_factory=list)
-
-
 class KServeReplayObserver:
-    """`rollout.Observer` for a cluster: replayed rows as V1 requests to the InferenceService.
-
-    Canary steps: each answer is attributed by the `model_version` our model server puts in every
-    V1 response. A request that failed (status, timeout, unreadable body) names no version, and an
-    answer naming neither version cannot be placed either: both count as the CANDIDATE's errors,
-    so an unexplained failure can only stop a rollout, never help it pass (fail safe). The stable
-    version is therefore judged on its clean answers only.
-
-    Shadow (percent 0): every batch goes to the InferenceService and to `<name>-shadow`; answers of
-    the first are the stable's (its errors too: the candidate is not behind it), of the second the
-    candidate's (an answer naming another version counts as its error).
-    """
+    """`rollout.Observer` for a cluster: replayed rows as V1 requests to the InferenceService, each
+    answer attributed by the `model_version` our model server puts in every V1 response
+    (traffic.attribute: failed or unplaceable answers are the candidate's errors). Shadow (percent
+    0): every batch goes to the InferenceService (the stable's answers) and to `<name>-shadow` (the
+    candidate's)."""
 
     def __init__(self, target: KServeTarget, candidate: ModelRef, rows: list[dict], config: ReplayConfig,
                  requests_per_step: int, transport=None, progress: Callable[[str], None] = print,
@@ -658,65 +655,22 @@ class KServeReplayObserver:
         self.progress = progress
         self.replay = ReplayRows(rows, config, labels)
 
-    def _post(self, client, url: str, headers: dict, batch: Batch) -> _Answer:
-        import httpx
-
-        started = time.perf_counter()
-        answer = _Answer()
-        try:
-            response = client.post(url, json={"instances": batch.rows},
-                                   headers={**headers, **self.config.headers(batch.request_id)})
-            answer.status = response.status_code
-            if response.status_code == 200:
-                body = response.json()
-                answer.version = str(body.get("model_version", ""))
-                answer.predictions = [float(p) for p in body.get("predictions", [])]
-                answer.ok = True
-        except (httpx.HTTPError, ValueError, TypeError, AttributeError) as exc:
-            log.debug("request to %s failed: %s", url, exc)
-            answer.ok = False
-        answer.latency_ms = (time.perf_counter() - started) * 1000
-        return answer
-
-    def _send(self, targets: list[tuple[str, dict]], batches: list[Batch]) -> list[list[_Answer]]:
-        """Per batch, one answer per target (sent one after the other: the shadow sees the same rows)."""
-        import httpx
-
-        def one(client, batch):
-            return [self._post(client, url, headers, batch) for url, headers in targets]
-
-        with httpx.Client(transport=self.transport, timeout=self.config.timeout_s) as client, \
-                concurrent.futures.ThreadPoolExecutor(self.config.concurrency) as pool:
-            return list(pool.map(lambda batch: one(client, batch), batches))
-
     def __call__(self, percent: int) -> tuple[VersionStats, VersionStats]:
         live = self.target.live()
-        stable_version = live.stable.version if live.stable else ""
-        stable, candidate = VersionStats(stable_version), VersionStats(self.candidate.version)
-        main, headers = self.target.endpoint()
-        path = f"/v1/models/{self.target.config.name}:predict"
-        targets = [(main + path, headers)]
-        if percent == 0:
-            shadow, shadow_headers = self.target.endpoint(shadow=True)
-            targets.append((shadow + f"/v1/models/{self.target.config.shadow_name}:predict", shadow_headers))
-        started = time.perf_counter()
-        batches = self.replay.take(self.requests_per_step)
-        results = self._send(targets, batches)
-        for batch, answers in zip(batches, results):
-            first = answers[0]
+        stable = VersionStats(live.stable.version if live.stable else "")
+        candidate = VersionStats(self.candidate.version)
+        with V1Client(self.config, self.transport) as client:
+            main, headers = self.target.endpoint()
+            senders = [client.sender(f"{main}/v1/models/{self.target.config.name}:predict", headers)]
             if percent == 0:
-                count_answer(stable, first.ok, first.latency_ms, first.predictions, batch.labels)
-                shadow = answers[1]
-                count_answer(candidate, shadow.ok and shadow.version == candidate.version, shadow.latency_ms,
-                             shadow.predictions, batch.labels)
-            elif first.ok and first.version in (stable_version, candidate.version):
-                count_answer(stable if first.version == stable_version else candidate, True, first.latency_ms,
-                             first.predictions, batch.labels)
-            else:  # failed or unattributable: the candidate's error (fail safe)
-                count_answer(candidate, False, first.latency_ms, first.predictions)
-        seconds = time.perf_counter() - started
-        label = "shadow" if percent == 0 else f"{percent}%"
-        self.progress(f"step {label}: {len(results)} requests in {seconds:.1f} s | stable {stable.version}: "
-                      f"{stable.requests} req, {stable.errors} err | {'shadow' if percent == 0 else 'canary'} "
-                      f"{candidate.version}: {candidate.requests} req, {candidate.errors} err")
+                shadow, shadow_headers = self.target.endpoint(shadow=True)
+                senders.append(client.sender(f"{shadow}/v1/models/{self.target.config.shadow_name}:predict",
+                                             shadow_headers))
+            started = time.perf_counter()
+            batches = self.replay.take(self.requests_per_step)
+            results = send_window(batches, senders, self.config.concurrency)
+        attribute(batches, results, stable, candidate, shadow=percent == 0)
+        failed = sum(not answers[0].ok for answers in results)
+        self.progress(describe_window(percent, stable, candidate, len(results), failed,
+                                      time.perf_counter() - started))
         return stable, candidate

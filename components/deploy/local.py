@@ -32,9 +32,11 @@ import json
 import logging
 import os
 import random
+import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import threading
 import time
 import urllib.error
@@ -45,6 +47,7 @@ from pathlib import Path
 from components.common import io as fio
 from components.common import names
 from components.deploy import payload_logger
+from components.deploy.local_prometheus import LocalPrometheus
 from components.deploy.revision_metrics import RevisionMetrics
 from components.deploy.rollout import LiveState, ModelRef
 
@@ -89,6 +92,8 @@ class LocalConfig:
     log_sink_output: str = ""
     """Where a local log sink (serving/log_sink.py) writes the served traffic, as KServe's payload
     logger and the cluster's sink would (an absolute path, gs:// or s3://); "" = no sink."""
+    prometheus: bool = False
+    """Run a Prometheus on loopback scraping the splitter (local_prometheus.py; `prometheus_url`)."""
 
     def __post_init__(self) -> None:
         if not self.state_dir:
@@ -565,6 +570,7 @@ class LocalTarget:
                                                        REPO_ROOT)
         self._splitter = Splitter(config.host, config.splitter_port, config.request_timeout_s, config.seed,
                                   events_url=self._sink.url if self._sink else "")
+        self._prometheus: LocalPrometheus | None = None
         self._closed = False
         # One target per state_dir at a time: two would fight over the processes it records.
         self._lock = open(self.state_dir / LOCK_FILE, "a+")  # noqa: SIM115 - held until close()
@@ -614,7 +620,8 @@ class LocalTarget:
         fio.write_json_atomic(str(self.state_dir / PROCESSES_FILE), {"pids": self.pids()})
 
     def _reap_stale(self) -> None:
-        """Stop server processes a killed earlier run left behind (recorded pids, our state_dir)."""
+        """Stop the processes a killed earlier run left behind (recorded pids, our state_dir) and
+        remove its Prometheus data."""
         path = self.state_dir / PROCESSES_FILE
         stale = json.loads(path.read_text()).get("pids", []) if path.exists() else []
         for pid in stale:
@@ -622,8 +629,10 @@ class LocalTarget:
                 cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
             except OSError:
                 continue
-            if "serving.model_server" in cmdline and str(self.log_dir) in cmdline:
-                log.warning("stopping model server pid %d left by an earlier run", pid)
+            ours = ("serving.model_server" in cmdline and str(self.log_dir) in cmdline) or (
+                "prometheus" in cmdline and str(self.state_dir) in cmdline)
+            if ours:
+                log.warning("stopping pid %d left by an earlier run: %s", pid, cmdline[:200])
                 try:
                     os.kill(pid, signal.SIGTERM)
                     deadline = time.monotonic() + self.config.stop_timeout_s
@@ -635,6 +644,8 @@ class LocalTarget:
                     pass
         if stale:
             self._write_pids()
+        for leftover in self.state_dir.glob("prometheus-*"):  # we hold the lock: nothing uses them
+            shutil.rmtree(leftover, ignore_errors=True)
 
     # -- processes and routes
 
@@ -676,6 +687,13 @@ class LocalTarget:
         if self._sink is not None and self._sink.proc is None:
             self._sink.start()
         self._splitter.start()
+        if self.config.prometheus and self._prometheus is None:
+            # its own data directory per run: a Prometheus a killed run left holds the old one's lock
+            self._prometheus = LocalPrometheus(
+                f"{self.config.host}:{self._splitter.port}",
+                tempfile.mkdtemp(prefix="prometheus-", dir=self.state_dir), free_port(self.config.host),
+                self.config.host).start()
+            self._write_pids()
         canary = self._backend(CANARY) if live.canary else None
         self._splitter.set_routes(Routes(stable=self._backend(STABLE), canary=canary,
                                          percent=live.canary_percent if canary else 0,
@@ -699,6 +717,14 @@ class LocalTarget:
                 self._procs[role], old = self._ensure(role, model)
                 retired.append(old)
         self._apply(live, retired)
+
+    @property
+    def prometheus_url(self) -> str:
+        """The local Prometheus's query API once it has scraped the splitter; "" without one."""
+        if self._prometheus is None:
+            return ""
+        self._prometheus.wait_ready()
+        return self._prometheus.url
 
     @property
     def url(self) -> str:
@@ -776,8 +802,11 @@ class LocalTarget:
         return self._procs.get(role)
 
     def pids(self) -> list[int]:
-        """Every model server process this target started that is still running."""
-        return [p.pid for p in self._started if p.alive()]
+        """Every process this target started that is still running (model servers, Prometheus)."""
+        pids = [p.pid for p in self._started if p.alive()]
+        if self._prometheus is not None and self._prometheus.proc is not None and self._prometheus.proc.poll() is None:
+            pids.append(self._prometheus.proc.pid)
+        return pids
 
     def close(self) -> None:
         """Stop the splitter, then every process this target started. Idempotent."""
@@ -788,6 +817,9 @@ class LocalTarget:
             self._splitter.stop()  # waits for the payload events still on their way
             if self._sink is not None:
                 self._sink.stop()
+            if self._prometheus is not None:
+                self._prometheus.stop()
+                shutil.rmtree(self._prometheus.workdir, ignore_errors=True)
         finally:
             for proc in self._started:
                 try:

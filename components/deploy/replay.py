@@ -4,27 +4,20 @@
     observe = ReplayObserver(target, "model", rows, ReplayConfig(), requests_per_step=400)
     stable_stats, canary_stats = observe(10)
 
-Each step sends `requests_per_step` requests of `rows_per_request` rows (cycling through the rows
-in a seeded shuffled order), `concurrency` at a time, each with its own x-request-id. Attribution is
-exact when the target keeps per-request records (LocalTarget's splitter: role, version, status,
-latency, predictions per request id). Without records (a remote endpoint), answers are attributed
-by the `model_version` in the V1 response, and failed requests, which name no version, count as
-the candidate's errors: an unexplained error never helps a candidate pass.
+Each step sends `requests_per_step` requests of `rows_per_request` rows (traffic.ReplayRows),
+`concurrency` at a time, each with its own x-request-id. Attribution is exact when the target keeps
+per-request records (LocalTarget's splitter: role, version, status, latency, predictions per
+request id). Without records (a remote endpoint), answers are attributed by the `model_version` in
+the V1 response, fail safe (traffic.attribute).
 """
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
 import csv
-import dataclasses
-import json
 import logging
 import math
 import os
-import random
 import time
-import uuid
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -32,83 +25,12 @@ from components.common import io as fio
 from components.common import names
 from components.common.errors import PipelineInputError
 from components.deploy.rollout import VersionStats
+from components.deploy.traffic import (Answer, Batch, ReplayConfig, ReplayRows, V1Client, attribute, count_answer,
+                                       describe_window, send_window)
 
 log = logging.getLogger(__name__)
 
 MISSING_TEXT = {"", "na", "nan", "null", "none"}
-
-
-@dataclasses.dataclass(frozen=True)
-class ReplayConfig:
-    rows_per_request: int = 8
-    """Rows per request. More rows per request give the PSI check more predictions per request."""
-    concurrency: int = 4
-    timeout_s: float = 30.0
-    seed: int = 0
-    max_rows: int = 0
-    """Use at most this many rows (0 = all)."""
-    synthetic: bool = True
-    """Send x-synthetic-traffic: replayed eval rows are not users' traffic, and the prediction log's
-    readers (the drift monitor) leave them out. False only where replay stands in for users (the
-    retraining demo)."""
-
-    def headers(self, request_id: str) -> dict[str, str]:
-        marker = {names.SYNTHETIC_TRAFFIC_HEADER: "replay"} if self.synthetic else {}
-        return {"content-type": "application/json", "x-request-id": request_id, **marker}
-
-    def __post_init__(self) -> None:
-        if self.rows_per_request < 1 or self.concurrency < 1 or self.timeout_s <= 0 or self.max_rows < 0:
-            raise ValueError(f"invalid replay config: {self}")
-
-
-@dataclasses.dataclass(frozen=True)
-class Batch:
-    """One request's worth of replayed rows, with their true labels when the rows are labelled."""
-
-    request_id: str
-    rows: list[dict]
-    labels: list[int] | None = None
-
-
-class ReplayRows:
-    """Held-out rows (and their labels) in a seeded shuffled order, handed out as request-sized
-    batches, cycling: the traffic of every observer (local, URL, KServe, Vertex)."""
-
-    def __init__(self, rows: list[dict], config: ReplayConfig, labels: list[int] | None = None):
-        if not rows:
-            raise ValueError("no rows to replay")
-        if labels is not None and len(labels) != len(rows):
-            raise ValueError(f"{len(labels)} labels for {len(rows)} rows")
-        order = list(range(len(rows)))
-        random.Random(config.seed).shuffle(order)
-        self.rows = [rows[i] for i in order]
-        self.labels = [labels[i] for i in order] if labels is not None else None
-        self.rows_per_request = config.rows_per_request
-        self._cursor = 0
-
-    def take(self, n: int) -> list[Batch]:
-        size, total = self.rows_per_request, len(self.rows)
-        batches = []
-        for _ in range(n):
-            positions = [(self._cursor + i) % total for i in range(size)]
-            labels = [self.labels[i] for i in positions] if self.labels is not None else None
-            batches.append(Batch(str(uuid.uuid4()), [self.rows[i] for i in positions], labels))
-            self._cursor = (self._cursor + size) % total
-        return batches
-
-
-def count_answer(stats: VersionStats, ok: bool, latency_ms: float, predictions: list[float],
-                 labels: list[int] | None = None) -> None:
-    """One request's outcome into a version's figures. Labels are kept only for a whole answer, so
-    they stay aligned with the first len(labels) predictions."""
-    stats.requests += 1
-    if not ok:
-        stats.errors += 1
-        return
-    stats.latencies_ms.append(latency_ms)
-    if labels is not None and len(labels) == len(predictions) and len(stats.labels) == len(stats.predictions):
-        stats.labels.extend(labels)
-    stats.predictions.extend(predictions)
 
 
 class RequestLog(Protocol):
@@ -245,35 +167,13 @@ def feature_types_of(version_dir: str) -> dict[str, str]:
 # ------------------------------------------------------------------------------ observer
 
 
-@dataclasses.dataclass
-class Answer:
-    """What the client saw for one request."""
-
-    request_id: str
-    status: int
-    latency_ms: float
-    version: str = ""
-    predictions: list[float] = dataclasses.field(default_factory=list)
-
-
-def run_coroutine(coroutine):
-    """asyncio.run, also from code that already runs an event loop (a Jupyter kernel does): then
-    on a thread of its own."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(coroutine)
-    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(asyncio.run, coroutine).result()
-
-
 class ReplayObserver:
     """`rollout.Observer`: observe(percent) → (stable VersionStats, candidate VersionStats)."""
 
     def __init__(self, target: RequestLog | None, model_name: str, rows: list[dict], config: ReplayConfig,
                  requests_per_step: int, url: str = "",
                  versions: Callable[[], tuple[str | None, str | None]] | None = None,
-                 progress: Callable[[str], None] = print, labels: list[int] | None = None):
+                 progress: Callable[[str], None] = print, labels: list[int] | None = None, transport=None):
         if target is None and not url:
             raise ValueError("a ReplayObserver needs a target with records or a url")
         self.target = target
@@ -283,109 +183,56 @@ class ReplayObserver:
         self._url = url
         self._versions = versions
         self.progress = progress
+        self.transport = transport
+        """An httpx transport (tests: httpx.MockTransport); None = the network."""
         self.replay = ReplayRows(rows, config, labels)
-        self._labels_by_request: dict[str, list[int] | None] = {}
         self.windows: list[dict] = []
         """Per step: what the client saw (sent, answered, failed, seconds)."""
 
-    async def _send(self, url: str, batches: list[Batch]) -> list[Answer]:
-        import aiohttp
-
-        endpoint = f"{url}/v1/models/{self.model_name}:predict"
-        queue: asyncio.Queue = asyncio.Queue()
-        for batch in batches:
-            queue.put_nowait(batch)
-        answers: list[Answer] = []
-        timeout = aiohttp.ClientTimeout(total=self.config.timeout_s)
-        connector = aiohttp.TCPConnector(limit=self.config.concurrency)
-
-        async def worker(session) -> None:
-            while not queue.empty():
-                batch = queue.get_nowait()
-                request_id = batch.request_id
-                body = json.dumps({"instances": batch.rows}).encode()
-                start = time.perf_counter()
-                answer = Answer(request_id, 0, 0.0)
-                try:
-                    async with session.post(endpoint, data=body, headers=self.config.headers(request_id)) as resp:
-                        payload = await resp.read()
-                        answer.status = resp.status
-                        if resp.status == 200:
-                            decoded = json.loads(payload)
-                            answer.version = str(decoded.get("model_version", ""))
-                            answer.predictions = [float(p) for p in decoded.get("predictions", [])]
-                except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as exc:
-                    log.debug("request %s failed: %s", request_id, exc)
-                answer.latency_ms = (time.perf_counter() - start) * 1000
-                answers.append(answer)
-
-        async with aiohttp.ClientSession(timeout=timeout, connector=connector) as session:
-            await asyncio.gather(*(worker(session) for _ in range(self.config.concurrency)))
-        return answers
+    def _send(self, batches: list[Batch]) -> list[Answer]:
+        url = self.target.url if self.target is not None else self._url
+        with V1Client(self.config, self.transport) as client:
+            sender = client.sender(f"{url}/v1/models/{self.model_name}:predict")
+            return [answers[0] for answers in send_window(batches, [sender], self.config.concurrency)]
 
     def send(self, requests: int) -> list[Answer]:
         """Send `requests` requests (the next rows in the replay order) and return what came back."""
-        url = self.target.url if self.target is not None else self._url
-        batches = self.replay.take(requests)
-        self._labels_by_request.update((b.request_id, b.labels) for b in batches)
-        return run_coroutine(self._send(url, batches))
+        return self._send(self.replay.take(requests))
 
     def __call__(self, percent: int) -> tuple[VersionStats, VersionStats]:
         started = time.perf_counter()
-        answers = self.send(self.requests_per_step)
+        batches = self.replay.take(self.requests_per_step)
+        answers = self._send(batches)
         seconds = time.perf_counter() - started
-        failed = sum(a.status != 200 for a in answers)
-        candidate_role = "shadow" if percent == 0 else "canary"
+        failed = sum(not a.ok for a in answers)
         if self.target is not None:
             self.target.wait_idle()  # shadow copies finish after the client's answer
-            stable, canary = self._from_records({a.request_id for a in answers}, candidate_role)
+            stable, canary = self._from_records(batches, "shadow" if percent == 0 else "canary")
         else:
-            stable, canary = self._from_answers(answers)
+            stable, canary = self._versioned_stats()
+            attribute(batches, [[a] for a in answers], stable, canary)
         self.windows.append({"percent": percent, "sent": len(answers), "failed": failed,
                              "rows": len(answers) * self.config.rows_per_request, "seconds": seconds})
-        self.progress(self.describe(percent, stable, canary, len(answers), failed, seconds))
+        self.progress(describe_window(percent, stable, canary, len(answers), failed, seconds))
         return stable, canary
 
-    def _from_records(self, ids: set[str], candidate_role: str) -> tuple[VersionStats, VersionStats]:
+    def _versioned_stats(self) -> tuple[VersionStats, VersionStats]:
+        stable_version, candidate_version = self._versions() if self._versions else (None, None)
+        return VersionStats(version=stable_version or ""), VersionStats(version=candidate_version or "")
+
+    def _from_records(self, batches: list[Batch], candidate_role: str) -> tuple[VersionStats, VersionStats]:
+        """Exact attribution: the splitter recorded which role and version served each request."""
+        labels = {b.request_id: b.labels for b in batches}
         stats = {"stable": VersionStats(version=""), candidate_role: VersionStats(version="")}
-        for record in self.target.records(ids):
+        for record in self.target.records(set(labels)):
             target = stats.get(record.role)
             if target is None:
                 continue
             target.version = target.version or record.version
-            count_answer(target, record.ok, record.latency_ms, record.predictions,
-                         self._labels_by_request.get(record.request_id))
-        self._fill_versions(stats["stable"], stats[candidate_role])
-        return stats["stable"], stats[candidate_role]
-
-    def _from_answers(self, answers: list[Answer]) -> tuple[VersionStats, VersionStats]:
-        stable_version, candidate_version = self._versions() if self._versions else (None, None)
-        stable, canary = VersionStats(version=stable_version or ""), VersionStats(version=candidate_version or "")
-        for answer in answers:
-            if answer.status == 200 and answer.version == stable.version:
-                target = stable
-            else:
-                target = canary  # the candidate's answers, and every error (see the module docstring)
-            count_answer(target, answer.status == 200, answer.latency_ms, answer.predictions,
-                         self._labels_by_request.get(answer.request_id))
-        return stable, canary
-
-    def _fill_versions(self, stable: VersionStats, canary: VersionStats) -> None:
+            count_answer(target, record.ok, record.latency_ms, record.predictions, labels.get(record.request_id))
+        stable, canary = stats["stable"], stats[candidate_role]
         if self._versions and not (stable.version and canary.version):
-            stable_version, canary_version = self._versions()
-            stable.version = stable.version or stable_version or ""
-            canary.version = canary.version or canary_version or ""
-
-    @staticmethod
-    def describe(percent: int, stable: VersionStats, canary: VersionStats, sent: int, failed: int,
-                 seconds: float) -> str:
-        from components.deploy.analysis import p99
-
-        def one(stats: VersionStats) -> str:
-            latency = p99(stats.latencies_ms)
-            return (f"{stats.version or '?'} {stats.requests} req, {stats.errors} err, p99 "
-                    f"{'n/a' if latency is None else f'{latency:.1f} ms'}, {len(stats.predictions)} predictions")
-
-        step = "shadow" if percent == 0 else f"{percent}%"
-        return (f"step {step}: sent {sent} requests in {seconds:.1f} s ({failed} failed at the client) | "
-                f"stable {one(stable)} | {'shadow' if percent == 0 else 'canary'} {one(canary)}")
+            named_stable, named_canary = self._versioned_stats()
+            stable.version = stable.version or named_stable.version
+            canary.version = canary.version or named_canary.version
+        return stable, canary

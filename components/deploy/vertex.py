@@ -38,7 +38,6 @@ stop_shadow undeploys it (an endpoint with nothing deployed costs nothing; it is
 
 from __future__ import annotations
 
-import concurrent.futures
 import dataclasses
 import importlib
 import json
@@ -50,8 +49,9 @@ from typing import Any
 
 from components.common.errors import PipelineInputError
 from components.common.images import SERVING_IMAGE
-from components.deploy.replay import Batch, ReplayConfig, ReplayRows, count_answer
 from components.deploy.rollout import LiveState, ModelRef, VersionStats
+from components.deploy.traffic import (Answer, Batch, ReplayConfig, ReplayRows, Sender, attribute, describe_window,
+                                       send_window, timed)
 
 log = logging.getLogger(__name__)
 
@@ -164,12 +164,32 @@ class VertexTarget:
                                 endpoint_name=endpoint if by_name else "",
                                 endpoint_display_name="" if by_name else (endpoint or config.model_name)))
 
-    def observer(self, config, candidate: ModelRef) -> "VertexObserver":
-        """deploy.build_observer's hook: replayed held-out rows through rawPredict."""
+    def observer(self, config, candidate: ModelRef, monitoring_client: Any = None):
+        """deploy.build_observer's hook: replayed held-out rows through rawPredict; with
+        config.vertex_cloud_monitoring, each window also judges what each DeployedModel served
+        (users' traffic included) from Cloud Monitoring (cloud_monitoring.py)."""
         from components.deploy.replay import load_replay
 
         rows, labels = load_replay(config.data, candidate.uri, config.max_rows, "vertex")
-        return VertexObserver(self, candidate, rows, config.replay(), config.requests_per_step, labels=labels)
+        replay = VertexObserver(self, candidate, rows, config.replay(), config.requests_per_step, labels=labels)
+        if not config.vertex_cloud_monitoring:
+            return replay
+        from components.deploy.cloud_monitoring import CloudMonitoringProvider
+        from components.deploy.prometheus import ServedMetricsObserver
+
+        endpoint = self.endpoint()
+        if endpoint is None:
+            raise VertexError("the endpoint does not exist: no served traffic to measure")
+        endpoint_id = endpoint.resource_name.rsplit("/", 1)[-1]  # projects/P/locations/L/endpoints/ID
+        provider = CloudMonitoringProvider(self.config.project, endpoint_id, client=monitoring_client)
+        return ServedMetricsObserver(replay, provider, config.scrape_interval_s, revision_of=self.deployed_model_id)
+
+    def deployed_model_id(self, version: str) -> str:
+        """The DeployedModel id serving `version` on the endpoint ("" when none does)."""
+        endpoint = self.endpoint()
+        if endpoint is None:
+            return ""
+        return next((d.id for d in self.deployed(endpoint) if d.version == version), "")
 
     # -------------------------------------------------------------- lookups
 
@@ -367,23 +387,11 @@ class VertexTarget:
 # ------------------------------------------------------------------------------ observer
 
 
-@dataclasses.dataclass
-class _Answer:
-    ok: bool = False
-    deployed_model_id: str = ""
-    latency_ms: float = 0.0
-    predictions: list[float] = dataclasses.field(default_factory=list)
-
-
 class VertexObserver:
-    """`rollout.Observer`: replayed rows through rawPredict, each answer attributed by
-    the X-Vertex-AI-Deployed-Model-Id header (the DeployedModel that served it).
-
-    A failed call names no deployed model, and an answer from a deployed model that is neither the
-    stable nor the candidate cannot be placed: both count as the CANDIDATE's errors (fail safe: an
-    unexplained failure can stop a rollout, never help it pass). Shadow (percent 0): each batch
-    goes to the endpoint (the stable's answers and errors) and to the shadow endpoint (the
-    candidate's)."""
+    """`rollout.Observer`: replayed rows through rawPredict, each answer attributed by the
+    X-Vertex-AI-Deployed-Model-Id header (the DeployedModel that served it; traffic.attribute:
+    failed or unplaceable answers are the candidate's errors). Shadow (percent 0): each batch goes
+    to the endpoint (the stable's answers) and to the shadow endpoint (the candidate's)."""
 
     def __init__(self, target: VertexTarget, candidate: ModelRef, rows: list[dict], config: ReplayConfig,
                  requests_per_step: int, progress: Callable[[str], None] = print,
@@ -395,65 +403,47 @@ class VertexObserver:
         self.progress = progress
         self.replay = ReplayRows(rows, config, labels)
 
-    def _predict(self, endpoint, batch: Batch) -> _Answer:
-        """One replayed request through rawPredict, which, unlike Endpoint.predict, sends our
-        headers: x-synthetic-traffic keeps replayed rows out of the monitor's traffic. The answer's
-        X-Vertex-AI-Deployed-Model-Id header names the DeployedModel that served it."""
-        started = time.perf_counter()
-        answer = _Answer()
-        try:
-            response = endpoint.raw_predict(body=json.dumps({"instances": batch.rows}).encode(),
-                                            headers=self.config.headers(batch.request_id),
-                                            timeout=self.config.timeout_s)
-            if response.status_code == 200:
-                answer.deployed_model_id = str(response.headers.get(DEPLOYED_MODEL_ID_HEADER, ""))
-                answer.predictions = [float(p) for p in response.json()["predictions"]]
-                answer.ok = True
-            else:
-                log.debug("rawPredict on %s answered %s", getattr(endpoint, "resource_name", endpoint),
-                          response.status_code)
-        except Exception as exc:  # noqa: BLE001 - any failure of a call is an error of the window
-            log.debug("predict on %s failed: %s", getattr(endpoint, "resource_name", endpoint), exc)
-        answer.latency_ms = (time.perf_counter() - started) * 1000
-        return answer
+    def sender(self, endpoint, versions: dict[str, str]) -> Sender:
+        """Batches through rawPredict, which, unlike Endpoint.predict, sends our headers:
+        x-synthetic-traffic keeps replayed rows out of the monitor's traffic. The answer's
+        X-Vertex-AI-Deployed-Model-Id header names the DeployedModel, `versions` its version.
+        (The SDK is the transport here: it holds Google's credentials.)"""
+
+        def send(batch: Batch) -> Answer:
+            def call(answer: Answer) -> None:
+                response = endpoint.raw_predict(body=json.dumps({"instances": batch.rows}).encode(),
+                                                headers=self.config.headers(batch.request_id),
+                                                timeout=self.config.timeout_s)
+                answer.status = response.status_code
+                if response.status_code == 200:
+                    deployed_model_id = str(response.headers.get(DEPLOYED_MODEL_ID_HEADER, ""))
+                    answer.version = versions.get(deployed_model_id, "")
+                    answer.predictions = [float(p) for p in response.json()["predictions"]]
+                    answer.ok = True
+
+            return timed(batch.request_id, call)
+
+        return send
 
     def __call__(self, percent: int) -> tuple[VersionStats, VersionStats]:
         main = self.target.endpoint()
         if main is None:
             raise VertexError("the endpoint does not exist: nothing to send requests to")
         deployed = self.target.deployed(main)
-        versions = {d.id: d.version for d in deployed}
         stable_deployed = roles(deployed)[0]
-        stable_version = stable_deployed.version if stable_deployed else ""
-        endpoints = [main]
+        senders = [self.sender(main, {d.id: d.version for d in deployed})]
         if percent == 0:
             shadow = self.target.endpoint(shadow=True)
             if shadow is None:
                 raise VertexError("the shadow endpoint does not exist: start_shadow first")
-            versions_shadow = {d.id: d.version for d in self.target.deployed(shadow)}
-            endpoints.append(shadow)
-        stable, candidate = VersionStats(stable_version), VersionStats(self.candidate.version)
+            senders.append(self.sender(shadow, {d.id: d.version for d in self.target.deployed(shadow)}))
+        stable = VersionStats(stable_deployed.version if stable_deployed else "")
+        candidate = VersionStats(self.candidate.version)
         started = time.perf_counter()
         batches = self.replay.take(self.requests_per_step)
-        with concurrent.futures.ThreadPoolExecutor(self.config.concurrency) as pool:
-            results = list(pool.map(lambda batch: [self._predict(e, batch) for e in endpoints], batches))
-        for batch, answers in zip(batches, results):
-            first = answers[0]
-            if percent == 0:
-                count_answer(stable, first.ok, first.latency_ms, first.predictions, batch.labels)
-                shadow = answers[1]
-                shadow_ok = shadow.ok and versions_shadow.get(shadow.deployed_model_id) == candidate.version
-                count_answer(candidate, shadow_ok, shadow.latency_ms, shadow.predictions, batch.labels)
-                continue
-            version = versions.get(first.deployed_model_id) if first.ok else None
-            if version and version in (stable_version, candidate.version):
-                count_answer(stable if version == stable_version else candidate, True, first.latency_ms,
-                             first.predictions, batch.labels)
-            else:  # failed or unattributable: the candidate's error (fail safe)
-                count_answer(candidate, False, first.latency_ms, first.predictions)
-        seconds = time.perf_counter() - started
-        label = "shadow" if percent == 0 else f"{percent}%"
-        self.progress(f"step {label}: {len(results)} requests in {seconds:.1f} s | stable {stable.version}: "
-                      f"{stable.requests} req, {stable.errors} err | {'shadow' if percent == 0 else 'canary'} "
-                      f"{candidate.version}: {candidate.requests} req, {candidate.errors} err")
+        results = send_window(batches, senders, self.config.concurrency)
+        attribute(batches, results, stable, candidate, shadow=percent == 0)
+        failed = sum(not answers[0].ok for answers in results)
+        self.progress(describe_window(percent, stable, candidate, len(results), failed,
+                                      time.perf_counter() - started))
         return stable, candidate

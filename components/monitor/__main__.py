@@ -14,7 +14,8 @@ import sys
 from components.common.errors import PipelineInputError
 from components.monitor import report
 from components.monitor.feedback import FeedbackConfig, run_feedback
-from components.monitor.monitor import MonitorConfig, log_filter, run_monitor
+from components.monitor.config import MonitorConfig
+from components.monitor.monitor import log_filter, run_monitor
 
 
 def _names(text: str) -> tuple[str, ...]:

@@ -43,7 +43,8 @@ def monitor(
     from components.common.failures import failure_report
     from components.monitor import report
     from components.monitor.feedback import FeedbackConfig, run_feedback
-    from components.monitor.monitor import MonitorConfig, log_filter, run_monitor, should_retrain
+    from components.monitor.config import MonitorConfig
+    from components.monitor.monitor import log_filter, run_monitor, should_retrain
 
     os.makedirs(drift.path, exist_ok=True)
     with failure_report(drift.path):

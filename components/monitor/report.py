@@ -9,7 +9,8 @@ from components.common import html_report as hr
 from components.common import io as fio
 from components.common import names
 from components.monitor.feedback import SLICE_HEADERS, FeedbackResult, feedback_metrics, slice_table
-from components.monitor.monitor import ACT, OK, STATISTICS, WARN, MonitorResult
+from components.monitor.config import ACT, OK, STATISTICS, WARN
+from components.monitor.monitor import MonitorResult
 
 DECISION_CODES = {OK: 0.0, WARN: 1.0, ACT: 2.0}
 STATISTIC_TITLES = {"psi": "PSI (numeric)", "ks": "KS statistic (numeric)", "js": "Jensen–Shannon distance "

@@ -21,6 +21,9 @@ def train(
     multi_worker: bool,
     calibration_method: str,
     numeric_buckets: bool,
+    l2_regularization: float,
+    linear_path: bool,
+    class_weighting: bool,
     seed: int,
     model: Output[Model],
     training_metrics: Output[Metrics],
@@ -54,6 +57,9 @@ def train(
         multi_worker=multi_worker,
         calibration_method=calibration_method,
         numeric_buckets=numeric_buckets,
+        l2_regularization=l2_regularization,
+        linear_path=linear_path,
+        class_weighting=class_weighting,
         seed=seed,
     )
     for name, value in info["final_metrics"].items():

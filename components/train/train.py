@@ -4,11 +4,13 @@ the transform graph as one SavedModel plus an ONNX file checked for parity.
 Model: z-scored numeric features (with numeric_buckets, also one-hot encodings of their decile
 bucket ids) concatenated with one-hot encodings (embeddings for more than ONE_HOT_MAX values) of the
 vocabulary ids of string features
-→ Dense(relu) hidden layers → a logit → a calibrated "probability".
-Class imbalance: Keras class weights n / (2 * n_class) from the train label counts. Early stopping
-watches the validation split; the class weights' prior shift is then undone and a calibrator
-(calibration.py) fitted on validation replaces the sigmoid in the exported model, so served scores
-are calibrated probabilities. The eval split is never seen here except by the ONNX parity check.
+→ Dense(relu) hidden layers (L2-penalised) → a logit, plus (linear_path, wide & deep) a linear
+logit over the same features → a calibrated "probability".
+Class imbalance: the calibrator handles the prior; optionally (class_weighting) Keras class weights
+n / (2 * n_class) from the train label counts, whose prior shift is undone before calibration.
+Early stopping watches the validation loss; a calibrator (calibration.py) fitted on validation then
+replaces the sigmoid in the exported model, so served scores are calibrated probabilities. The
+eval split is never seen here except by the ONNX parity check.
 
 Export contract (`<model_dir>/saved_model`):
   serving_default     examples: tf.string [None] serialized RAW tf.Example (label ignored)
@@ -66,7 +68,7 @@ STRING_MISSING = MISSING_STRING  # "__missing__", the transform's fill value
 RAW_MISSING = {"float": "NaN", "int": str(INT_MISSING), "string": MISSING_STRING}
 ONNX_OPSET = 15
 ONNX_TOLERANCE = 1e-4
-EARLY_STOPPING_PATIENCE = 5
+EARLY_STOPPING_PATIENCE = 10
 
 KIND_TPU = "tpu"
 KIND_MULTI_WORKER = "multi_worker"
@@ -245,9 +247,11 @@ def embedding_dim(size: int) -> int:
 
 def build_model(feature_types: dict[str, str], vocab_sizes: dict[str, int],
                 hidden_units: Sequence[int], learning_rate: float, seed: int,
-                numeric_buckets: bool = False):
+                numeric_buckets: bool = False, l2_regularization: float = 0.0,
+                linear_path: bool = False):
     """Functional Keras 2 model over the transformed features (one [None] input per feature);
-    numeric_buckets adds each numeric feature's decile one-hot beside its z-score."""
+    numeric_buckets adds each numeric feature's decile one-hot beside its z-score, l2_regularization
+    an L2 penalty on the hidden kernels, linear_path a linear logit over the features (wide & deep)."""
     import tensorflow as tf
     import tf_keras as keras
 
@@ -279,15 +283,23 @@ def build_model(feature_types: dict[str, str], vocab_sizes: dict[str, int],
                 embeddings_initializer=keras.initializers.RandomUniform(-0.05, 0.05, seed=seed),
             )
         parts.append(embed(ids))
-    x = keras.layers.Concatenate(name="features")(parts)
+    features = keras.layers.Concatenate(name="features")(parts)
+    x = features
+    penalty = keras.regularizers.L2(l2_regularization) if l2_regularization else None
     for i, units in enumerate(hidden_units):
         x = keras.layers.Dense(
-            int(units), activation="relu", name=f"hidden_{i}",
+            int(units), activation="relu", name=f"hidden_{i}", kernel_regularizer=penalty,
             kernel_initializer=keras.initializers.GlorotUniform(seed=seed + i + 1),
         )(x)
-    logit = keras.layers.Dense(
-        1, name=LOGIT, kernel_initializer=keras.initializers.GlorotUniform(seed=seed + 1000),
+    deep = keras.layers.Dense(
+        1, name="deep_logit" if linear_path else LOGIT,
+        kernel_initializer=keras.initializers.GlorotUniform(seed=seed + 1000),
     )(x)
+    if linear_path:  # starts as the deep logit alone: the linear weights start at zero
+        linear = keras.layers.Dense(1, name="linear_logit", kernel_initializer="zeros")(features)
+        logit = keras.layers.Add(name=LOGIT)([deep, linear])
+    else:
+        logit = deep
     out = keras.layers.Activation("sigmoid", name=PROBABILITY)(logit)
     model = keras.Model(inputs=inputs, outputs=out, name="classifier")
     model.compile(
@@ -652,9 +664,9 @@ def train(
     examples_dir: str,
     model_dir: str,
     *,
-    epochs: int = 20,
+    epochs: int = 100,
     batch_size: int = 64,
-    learning_rate: float = 0.003,
+    learning_rate: float = 0.01,
     hidden_units: Sequence[int] = (32, 16),
     accelerator_type: str = "",
     accelerator_count: int = 0,
@@ -662,6 +674,9 @@ def train(
     multi_worker: bool = False,
     calibration_method: str = calibration.METHOD_AUTO,
     numeric_buckets: bool = False,
+    l2_regularization: float = 0.0,
+    linear_path: bool = False,
+    class_weighting: bool = False,
     seed: int = 42,
 ) -> dict:
     """Train, export SavedModel + ONNX, check parity; returns (and writes) model_info.json."""
@@ -694,7 +709,8 @@ def train(
     global_batch = batch_size * replicas
     drop_remainder = kind == KIND_TPU  # TPUs need static batch shapes
     with strategy.scope():
-        model = build_model(feature_types, vocab_sizes, hidden_units, learning_rate, seed, numeric_buckets)
+        model = build_model(feature_types, vocab_sizes, hidden_units, learning_rate, seed, numeric_buckets,
+                            l2_regularization, linear_path)
     used = {name: spec[name] for name in [*model.input_names, label]}  # parse only what the model takes
     datasets = {
         split: make_dataset(transformed_split_pattern(transformed_examples_dir, split), used, label, global_batch,
@@ -703,12 +719,14 @@ def train(
     }
     train_ds, validation_ds = datasets[names.TRAIN], datasets[names.VALIDATION]
     label_counts = metadata.get("label_counts", {}).get(names.TRAIN) or _count_labels(train_ds)
-    weights = class_weights(label_counts)
+    balanced = class_weights(label_counts)  # also refuses a train split without both classes
+    weights = balanced if class_weighting else None
     print(f"strategy={kind} replicas={replicas} devices={_strategy_devices(strategy)} "
           f"class_weights={weights}", flush=True)
-    # Early stopping and calibration watch the validation split; eval is left to the gates.
+    # Early stopping and calibration watch the validation split; eval is left to the gates. The
+    # validation loss (a proper scoring rule) judges probabilities, not only their ranking.
     callbacks = [
-        keras.callbacks.EarlyStopping(monitor="val_auc", mode="max", patience=EARLY_STOPPING_PATIENCE,
+        keras.callbacks.EarlyStopping(monitor="val_loss", mode="min", patience=EARLY_STOPPING_PATIENCE,
                                       restore_best_weights=True),
         _progress_callback(),
     ]
@@ -748,7 +766,7 @@ def train(
         "history": {k: [float(v) for v in vs] for k, vs in history.history.items()},
         "final_metrics": final,
         "train_seconds": round(train_seconds, 3),
-        "class_weights": {str(k): v for k, v in weights.items()},
+        "class_weights": {str(k): v for k, v in weights.items()} if weights else None,
         "calibration": calibration_report,
         # evaluate's default decision threshold (decision_threshold 0): chosen on validation
         "decision_threshold": calibration_report["decision_threshold"],
@@ -756,7 +774,9 @@ def train(
                        "hidden_units": [int(u) for u in hidden_units], "seed": seed,
                        "accelerator_type": accelerator_type, "accelerator_count": accelerator_count,
                        "tpu_address": tpu_address, "multi_worker": multi_worker,
-                       "calibration_method": calibration_method, "numeric_buckets": numeric_buckets},
+                       "calibration_method": calibration_method, "numeric_buckets": numeric_buckets,
+                       "l2_regularization": l2_regularization, "linear_path": linear_path,
+                       "class_weighting": class_weighting},
         "onnx": onnx_info,
         "raw_feature_types": feature_types,
         "raw_missing_values": {c: RAW_MISSING[k] for c, k in feature_types.items()},

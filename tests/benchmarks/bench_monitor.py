@@ -5,7 +5,7 @@ resampled from the HMDA sample (tests/fixtures/hmda_sample.csv; floats sent with
 one numeric and one categorical feature missing, a few malformed lines (writes cut short); the baseline: the sample's
 TFDV statistics (components/monitor/tests/data) in a temporary registry. In one process:
 
-  parse       JSONL → prediction records → per-chunk column arrays (components.monitor.monitor:
+  parse       JSONL → prediction records → per-chunk column arrays (components.monitor:
               read_log + extract_columns), timed alone;
   statistics  the monitor's counts over those arrays (DriftAccumulator.add) and the figures
               (rows()): numeric PSI + KS alone, then everything (categorical, prediction);
@@ -95,6 +95,9 @@ def main() -> None:
     args = parser.parse_args()
 
     from components.common import drift
+    from components.monitor import baseline as mbase
+    from components.monitor import config as mcfg
+    from components.monitor import drift_counts as mcounts
     from components.monitor import monitor as mon
     from components.monitor.tests import helpers as h
 
@@ -104,28 +107,28 @@ def main() -> None:
     size = write_log(log, args.rows, args.malformed)
     generate_s = time.perf_counter() - started
     registry = h.make_registry(work / "registry")
-    config = mon.MonitorConfig(log_uri=str(log), registry_uri=registry, chunk_rows=args.chunk_rows)
-    baseline = mon.load_baseline(config)
+    config = mcfg.MonitorConfig(log_uri=str(log), registry_uri=registry, chunk_rows=args.chunk_rows)
+    baseline = mbase.load_baseline(config)
     numeric = list(baseline.numeric)
 
     # parse: file → records → column arrays (kept for the statistics passes)
     counts = mon.LogCounts()
     started = time.perf_counter()
-    chunks = [mon.extract_columns(records, flags, baseline) for records, flags in
+    chunks = [mcounts.extract_columns(records, flags, baseline) for records, flags in
               mon.read_log(config.log_uri, mon.log_filter(config, baseline.version), counts, config.chunk_rows)]
     parse_s = time.perf_counter() - started
     rows = counts.used
     assert rows == args.rows and counts.malformed == args.malformed, (rows, counts.malformed)
 
     def numeric_pass():
-        bins = {name: mon.BinCounts(baseline.numeric[name]) for name in numeric}
+        bins = {name: mcounts.BinCounts(baseline.numeric[name]) for name in numeric}
         for chunk in chunks:
             for name in numeric:
                 bins[name].add(chunk.numeric[name])
         return {name: (b.psi(), b.ks()) for name, b in bins.items()}
 
     def full_pass():
-        accumulator = mon.DriftAccumulator(baseline, config)
+        accumulator = mcounts.DriftAccumulator(baseline, config)
         for chunk in chunks:
             accumulator.add(chunk)
         return accumulator.rows()
@@ -170,7 +173,7 @@ def main() -> None:
         finite = column[np.isfinite(column)]
         edges = base.grid[base.edge_cells]
         direct = np.append(drift.binned_fractions(finite, edges) * finite.size, column.size - finite.size) / column.size
-        counts_pass = mon.BinCounts(base)
+        counts_pass = mcounts.BinCounts(base)
         for chunk in chunks:
             counts_pass.add(chunk.numeric[name])
         assert np.allclose(counts_pass.fractions(), direct, rtol=0, atol=1e-12), name

@@ -3,6 +3,8 @@ component's compilation; nothing here starts a process."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import json
 import math
 from pathlib import Path
@@ -301,42 +303,17 @@ def test_component_records_not_blessed_and_succeeds(tmp_path):
 
 
 def test_replayed_labels_travel_with_their_rows(examples_dir):
-    from components.deploy.replay import Answer, ReplayConfig, ReplayObserver, load_labels
+    from components.deploy.replay import load_labels
+    from components.deploy.traffic import ReplayConfig, ReplayRows
 
     types = {"lvrat": "float", "chist": "int", "selfemp": "string"}
     rows, labels = load_rows(examples_dir, types), load_labels(examples_dir)
     assert len(labels) == len(rows) and set(labels) == {0, 1}
     assert load_labels(str(Path(examples_dir) / "eval")) is None  # not an examples dir: unlabelled
-    # Tag each row with its label through a feature no model has, then check every request.
+    # Tag each row with its label through a feature no model has, then check every batch.
     tagged = [{**row, "_label": label} for row, label in zip(rows, labels)]
-    observer = ReplayObserver(None, "model", tagged, ReplayConfig(rows_per_request=8), 10, url="http://x",
-                              versions=lambda: ("v1", "v2"), progress=lambda _: None, labels=labels)
-    batches = observer.replay.take(30)
-    observer._labels_by_request.update((b.request_id, b.labels) for b in batches)
+    batches = ReplayRows(tagged, ReplayConfig(rows_per_request=8), labels).take(len(rows) // 4)
     assert all(b.labels == [row["_label"] for row in b.rows] for b in batches)
-    answers = [Answer(b.request_id, 200, 1.0, version="v1" if i % 2 else "v2", predictions=[0.5] * len(b.rows))
-               for i, b in enumerate(batches)]
-    answers.append(Answer("unknown-id", 200, 1.0, version="v2", predictions=[0.5] * 8))  # not ours: no labels
-    answers.append(Answer(batches[0].request_id, 500, 1.0))  # an error adds no labels either
-    stable, canary = observer._from_answers(answers)
-    for stats, parity in ((stable, 1), (canary, 0)):
-        assert stats.labels == [label for i, b in enumerate(batches) if i % 2 == parity for label in b.labels]
-    # The unlabelled answer came after the labelled ones: labels stay aligned with the predictions.
-    assert len(canary.predictions) == len(canary.labels) + 8 and canary.errors == 1
-
-
-def test_replay_runs_inside_a_running_event_loop_as_in_a_notebook():
-    import asyncio
-
-    from components.deploy.replay import run_coroutine
-
-    async def answer():
-        return 42
-
-    async def notebook_cell():  # a Jupyter kernel runs cells inside its event loop
-        return run_coroutine(answer())
-
-    assert run_coroutine(answer()) == 42 and asyncio.run(notebook_cell()) == 42
 
 
 def test_the_component_defaults_are_the_rollout_policys():
@@ -353,7 +330,11 @@ def test_the_component_defaults_are_the_rollout_policys():
     component_names = {"deploy_mode": "mode", "canary_steps": "steps"}
     for name, param in params.items():
         field = component_names.get(name, name)
-        if param.default is inspect.Parameter.empty or not hasattr(policy, field):
+        if param.default is inspect.Parameter.empty:
+            continue
+        if not hasattr(policy, field):  # the deploy settings outside the policy (metrics provider)
+            if name in {f.name for f in dataclasses.fields(dep.DeployConfig)} and hasattr(pipeline, name):
+                assert param.default == getattr(config, name) == getattr(pipeline, name), name
             continue
         expected = getattr(policy, field)
         assert (tuple(param.default) if name == "canary_steps" else param.default) == expected, name

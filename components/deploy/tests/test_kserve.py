@@ -20,7 +20,7 @@ from components.common import names
 from components.common.errors import PipelineInputError
 from components.deploy import analysis
 from components.deploy import kserve as ks
-from components.deploy.replay import ReplayConfig
+from components.deploy.traffic import ReplayConfig
 from components.deploy.rollout import (
     ABORTED, FIRST_DEPLOY, PROMOTED, ROLLED_BACK, SHADOW, SHADOW_PASSED, UNCHANGED, LiveState, ModelRef, RolloutPolicy,
     rollout,
@@ -627,3 +627,18 @@ def test_built_from_the_deploy_config(tmp_path):
     observer = target.observer(config, ModelRef("model", V2.version, str(version_dir)))
     assert isinstance(observer, ks.KServeReplayObserver) and observer.requests_per_step == 50
     assert set(observer.replay.rows[0]) == {"lvrat", "chist"} and len(observer.replay.rows) == 800
+
+
+def test_revision_of_names_the_knative_revision_serving_each_version():
+    """What Prometheus' revision_name label holds for each version (queue-proxy's metrics): with
+    --prometheus-url the served figures are read per revision, not per model version."""
+    cluster = stable_cluster()
+    target = make_target(cluster)
+    stable_revision_name = ks.stable_revision(cluster.get(ks.GROUP, ks.API_VERSION_NAME, "ml-models", ks.PLURAL, "model"))
+    assert target.revision_of(V1.version) == stable_revision_name
+    target.set_canary(V2, 10)
+    traffic = cluster.traffic()
+    canary_revision = next(r for r, p in traffic.items() if p == 10)
+    assert target.revision_of(V2.version) == canary_revision != target.revision_of(V1.version)
+    assert target.revision_of(V1.version) == next(r for r, p in traffic.items() if p == 90)
+    assert target.revision_of("v-never-deployed") == ""

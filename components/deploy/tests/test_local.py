@@ -19,7 +19,8 @@ import pytest
 
 from components.deploy import analysis
 from components.deploy.local import CANARY, DEFAULT_SERVING_PYTHON, STABLE, LocalConfig, LocalTarget
-from components.deploy.replay import ReplayConfig, ReplayObserver, load_rows
+from components.deploy.replay import ReplayObserver, load_rows
+from components.deploy.traffic import ReplayConfig
 from components.deploy.rollout import (
     ABORTED, FIRST_DEPLOY, PROMOTED, ROLLED_BACK, UNCHANGED, LiveState, ModelRef, RolloutPolicy, rollout,
 )
@@ -309,3 +310,34 @@ def test_state_survives_the_target_and_close_leaves_no_process(target, state_dir
         started = again.pids()
         assert len(started) == 1
     assert not any(alive(pid) for pid in started)
+
+
+def test_each_step_judges_served_traffic_from_a_local_prometheus(versions, rows, hmda_csv, tmp_path):
+    """prometheus=True (DeployConfig.local_prometheus, on for `make deploy`): a Prometheus on
+    loopback scrapes the splitter, and build_observer judges each step's served traffic from it."""
+    from pathlib import Path
+
+    from components.deploy import deploy as dep
+    from components.deploy import local_prometheus
+
+    assert local_prometheus.binary(), "no prometheus binary: `make prometheus` installs Debian's package"
+    config = dep.DeployConfig(target="local", registry_uri=str(tmp_path / "registry"), state_dir=str(tmp_path / "state"),
+                              data=str(hmda_csv), requests_per_step=POLICY.requests_per_step, seed=1)
+    lines: list[str] = []
+    with LocalTarget(LocalConfig(state_dir=config.state_dir, prometheus=True, **SERVER)) as target:
+        target.deploy(versions["v1"])
+        observe = dep.build_observer(config, target, versions["v2"], lambda: target.live().stable.version,
+                                     lines.append)
+        result = rollout(target, versions["v2"], POLICY, observe, analysis.analyse, print)
+        url, prometheus_pid = target.prometheus_url, target.pids()[-1]
+    assert result.outcome == PROMOTED, result.reason
+    assert any(f"served traffic from {url}" in line for line in lines)
+    for step in result.steps:
+        f = step.figures
+        assert f["served_source"] == f"prometheus {url}"
+        assert f["served_requests_canary"] > 0 and f["served_errors_canary"] == 0
+        assert f["served_requests_stable"] > f["served_requests_canary"] * 0.5  # the stable's share too
+    report = analysis.report_markdown(result)
+    assert "Served traffic per revision" in report and f"| 20% | {result.steps[0].figures['served_window_s']} s |" in report
+    assert f"prometheus {url}" in analysis.report_html(result)
+    assert not alive(prometheus_pid) and not list(Path(config.state_dir).glob("prometheus-*"))

@@ -3,18 +3,16 @@ local splitter, and the provider's PromQL reads each revision's requests, errors
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 import threading
 import time
-import urllib.request
 
 import pytest
 
 from components.common import names
-from components.deploy import analysis
+from components.deploy import analysis, local_prometheus
 from components.deploy.local import Backend, Routes, Splitter, free_port
-from components.deploy.prometheus import PrometheusError, PrometheusProvider, ServedMetricsObserver, queries
+from components.deploy.local_prometheus import LocalPrometheus
+from components.deploy.prometheus import PrometheusError, ServedMetricsObserver, queries
 from components.deploy.rollout import PROMOTED, ROLLED_BACK, LiveState, ModelRef, RolloutPolicy, VersionStats, rollout
 from components.deploy.tests.fakes import BASE, V1, V2, FakeTarget
 from components.deploy.tests.test_splitter import FakeBackends, backends, post, splitter  # noqa: F401 - fixtures
@@ -24,37 +22,13 @@ SCRAPE_S = 1
 
 @pytest.fixture
 def prometheus(tmp_path, splitter):
-    binary = shutil.which("prometheus")
-    assert binary, "no prometheus binary: `make prometheus` installs Debian's package"
-    port = free_port()
-    config = tmp_path / "prometheus.yml"
-    config.write_text(f"global: {{scrape_interval: {SCRAPE_S}s, scrape_timeout: {SCRAPE_S}s}}\n"
-                      f"scrape_configs:\n- job_name: splitter\n  static_configs:\n"
-                      f"  - targets: ['127.0.0.1:{splitter.port}']\n")
-    proc = subprocess.Popen([binary, f"--config.file={config}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-                             f"--web.listen-address=127.0.0.1:{port}"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
+    assert local_prometheus.binary(), "no prometheus binary: `make prometheus` installs Debian's package"
+    server = LocalPrometheus(f"127.0.0.1:{splitter.port}", tmp_path / "prometheus", free_port(),
+                             scrape_interval_s=SCRAPE_S).start()
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/-/ready", timeout=1):
-                    break
-            except OSError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise RuntimeError("prometheus did not become ready") from None
-                time.sleep(0.2)
-        provider = PrometheusProvider(url)
-        # Discovered targets reach the scrape loop after a few seconds: wait for the first scrape.
-        while provider.query('up{job="splitter"}') != 1:
-            if time.monotonic() > deadline:
-                raise RuntimeError("prometheus never scraped the splitter")
-            time.sleep(0.5)
-        yield provider
+        yield server.wait_ready(timeout_s=30)
     finally:
-        proc.terminate()
-        proc.wait(10)
+        server.stop()
 
 
 def wait_scrapes(n: int = 2) -> None:

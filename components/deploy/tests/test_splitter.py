@@ -223,7 +223,8 @@ def test_local_config_is_checked():
 
 def test_replay_without_records_attributes_by_response_version_and_blames_errors_on_the_candidate(
         splitter, backends):
-    from components.deploy.replay import ReplayConfig, ReplayObserver
+    from components.deploy.replay import ReplayObserver
+    from components.deploy.traffic import ReplayConfig
 
     rows = [{"x": i} for i in range(50)]
     lines: list[str] = []

@@ -27,7 +27,7 @@ from components.common.errors import PipelineInputError
 from components.common.images import SERVING_IMAGE
 from components.deploy import analysis
 from components.deploy import vertex as vx
-from components.deploy.replay import ReplayConfig
+from components.deploy.traffic import ReplayConfig
 from components.deploy.rollout import (
     FIRST_DEPLOY, PROMOTED, ROLLED_BACK, SHADOW, SHADOW_PASSED, UNCHANGED, LiveState, ModelRef, RolloutPolicy,
     rollout,

@@ -16,6 +16,9 @@ import pytest
 
 from components.common import drift, names, tfdv_stats
 from components.common.errors import PipelineInputError
+from components.monitor import baseline as mbase
+from components.monitor import config as mcfg
+from components.monitor import drift_counts as mcounts
 from components.monitor import monitor as mon
 from components.monitor import report
 from components.monitor.tests import helpers as h
@@ -48,10 +51,10 @@ def _log(tmp_path: Path, rows: list[dict], mutate=None, start: int = 0, bias_aft
 
 
 def _run(log: Path, registry: str, **kwargs) -> mon.MonitorResult:
-    return mon.run_monitor(mon.MonitorConfig(log_uri=str(log), registry_uri=registry, **kwargs))
+    return mon.run_monitor(mcfg.MonitorConfig(log_uri=str(log), registry_uri=registry, **kwargs))
 
 
-def _rows_of(result: mon.MonitorResult, feature: str) -> dict[str, mon.DriftRow]:
+def _rows_of(result: mon.MonitorResult, feature: str) -> dict[str, mcounts.DriftRow]:
     return {r.statistic: r for r in result.rows if r.feature == feature}
 
 
@@ -60,16 +63,16 @@ def _rows_of(result: mon.MonitorResult, feature: str) -> dict[str, mon.DriftRow]
 
 def test_log_drawn_from_the_baseline_is_ok(tmp_path, rows, registry):
     result = _run(_log(tmp_path, rows), registry)
-    assert result.decision == mon.OK and result.triggered == []
-    assert {r.severity for r in result.rows} == {mon.OK}
+    assert result.decision == mcfg.OK and result.triggered == []
+    assert {r.severity for r in result.rows} == {mcfg.OK}
     numeric = [f for f, k in h.FEATURE_TYPES.items() if k != "string"]
     categorical = [f for f, k in h.FEATURE_TYPES.items() if k == "string"]
     assert {(r.feature, r.statistic) for r in result.rows} == (
-        {(f, s) for f in numeric for s in (mon.PSI, mon.KS)} | {(f, s) for f in categorical for s in (mon.JS, mon.LINF)}
-        | {(mon.PREDICTION_FEATURE, mon.PSI), (mon.PREDICTION_FEATURE, mon.KS)})
+        {(f, s) for f in numeric for s in (mcfg.PSI, mcfg.KS)} | {(f, s) for f in categorical for s in (mcfg.JS, mcfg.LINF)}
+        | {(mcfg.PREDICTION_FEATURE, mcfg.PSI), (mcfg.PREDICTION_FEATURE, mcfg.KS)})
     assert max(r.value for r in result.rows) < 0.05
     assert result.counts.used == N and result.counts.malformed == result.counts.invalid == 0
-    prediction = _rows_of(result, mon.PREDICTION_FEATURE)[mon.PSI]
+    prediction = _rows_of(result, mcfg.PREDICTION_FEATURE)[mcfg.PSI]
     assert prediction.rows == N - 1000  # after the 1000-row reference window
     assert result.baseline["prediction"] == "reference_window" and result.baseline["training_rows"] == 800
 
@@ -77,11 +80,11 @@ def test_log_drawn_from_the_baseline_is_ok(tmp_path, rows, registry):
 def test_a_shifted_numeric_feature_acts_and_is_named(tmp_path, rows, registry):
     log = _log(tmp_path, rows, mutate=lambda r: r.update(lvrat=r["lvrat"] + 0.15))
     result = _run(log, registry)
-    assert result.decision == mon.ACT
+    assert result.decision == mcfg.ACT
     assert result.triggered == ["lvrat"]  # predictions moved from the first request: the reference moved too
     lvrat = _rows_of(result, "lvrat")
-    assert lvrat[mon.PSI].severity == lvrat[mon.KS].severity == mon.ACT
-    assert lvrat[mon.PSI].value > 1.0 and lvrat[mon.KS].value > 0.4
+    assert lvrat[mcfg.PSI].severity == lvrat[mcfg.KS].severity == mcfg.ACT
+    assert lvrat[mcfg.PSI].value > 1.0 and lvrat[mcfg.KS].value > 0.4
     assert "lvrat (psi" in report.decision_text(result)
 
 
@@ -90,18 +93,18 @@ def test_a_shifted_categorical_feature_acts_on_js_and_linf(tmp_path, rows, regis
     log = _log(tmp_path, rows, mutate=lambda r: r.update(selfemp="yes" if rng.random() < 0.6 else r["selfemp"]))
     result = _run(log, registry)
     selfemp = _rows_of(result, "selfemp")
-    assert selfemp[mon.JS].severity == selfemp[mon.LINF].severity == mon.ACT
+    assert selfemp[mcfg.JS].severity == selfemp[mcfg.LINF].severity == mcfg.ACT
     # baseline P(yes) = 0.118 in the sample; ~0.65 now: L-infinity is that gap
-    assert selfemp[mon.LINF].value == pytest.approx(0.53, abs=0.04)
-    assert result.decision == mon.ACT and result.triggered == ["selfemp"]
+    assert selfemp[mcfg.LINF].value == pytest.approx(0.53, abs=0.04)
+    assert result.decision == mcfg.ACT and result.triggered == ["selfemp"]
 
 
 def test_shifted_predictions_act_on_the_prediction_alone(tmp_path, rows, registry):
     result = _run(_log(tmp_path, rows, bias_after=1000), registry)
-    assert result.decision == mon.ACT and result.triggered == [mon.PREDICTION_FEATURE]
-    prediction = _rows_of(result, mon.PREDICTION_FEATURE)
-    assert prediction[mon.PSI].severity == prediction[mon.KS].severity == mon.ACT
-    assert all(r.severity == mon.OK for r in result.rows if r.kind != mon.PREDICTION)
+    assert result.decision == mcfg.ACT and result.triggered == [mcfg.PREDICTION_FEATURE]
+    prediction = _rows_of(result, mcfg.PREDICTION_FEATURE)
+    assert prediction[mcfg.PSI].severity == prediction[mcfg.KS].severity == mcfg.ACT
+    assert all(r.severity == mcfg.OK for r in result.rows if r.kind != mcfg.PREDICTION)
 
 
 def test_a_prediction_baseline_file_replaces_the_reference_window(tmp_path, rows, registry):
@@ -109,20 +112,20 @@ def test_a_prediction_baseline_file_replaces_the_reference_window(tmp_path, rows
     scores = [h.probability(r) for r in h.sample_rows(rows, 2000, seed=9)]
     baseline.write_text("\n".join(str(s) for s in scores))
     same = _run(_log(tmp_path, rows), registry, prediction_baseline_uri=str(baseline))
-    assert same.decision == mon.OK and same.baseline["prediction"] == "file"
-    assert _rows_of(same, mon.PREDICTION_FEATURE)[mon.PSI].rows == N  # no reference window taken
+    assert same.decision == mcfg.OK and same.baseline["prediction"] == "file"
+    assert _rows_of(same, mcfg.PREDICTION_FEATURE)[mcfg.PSI].rows == N  # no reference window taken
     shifted = _run(_log(tmp_path, rows, bias_after=0, name="b.jsonl"), registry, prediction_baseline_uri=str(baseline))
-    assert shifted.triggered == [mon.PREDICTION_FEATURE]
+    assert shifted.triggered == [mcfg.PREDICTION_FEATURE]
 
 
 def test_warn_between_the_thresholds_and_thresholds_per_statistic(tmp_path, rows, registry):
     log = _log(tmp_path, rows, mutate=lambda r: r.update(lvrat=r["lvrat"] + 0.15))
     lenient = _run(log, registry, warn=1.0, act=5.0)
-    assert lenient.decision == mon.WARN and lenient.by_severity == {"act": [], "warn": ["lvrat"]}
+    assert lenient.decision == mcfg.WARN and lenient.by_severity == {"act": [], "warn": ["lvrat"]}
     only_psi_strict = _run(_log(tmp_path, rows, name="same.jsonl"), registry, thresholds={"psi": (0.0001, 0.0002)},
                            noise_quantile=0)
-    assert only_psi_strict.decision == mon.ACT
-    assert {r.statistic for r in only_psi_strict.rows if r.severity == mon.ACT} == {mon.PSI}
+    assert only_psi_strict.decision == mcfg.ACT
+    assert {r.statistic for r in only_psi_strict.rows if r.severity == mcfg.ACT} == {mcfg.PSI}
 
 
 def test_small_samples_are_judged_against_their_noise_level(tmp_path, rows, registry):
@@ -130,36 +133,36 @@ def test_small_samples_are_judged_against_their_noise_level(tmp_path, rows, regi
     by chance; the 99% no-drift level for 200 vs 1000 rows (~0.13) keeps that from warning, while
     a real shift of the same 200 rows still acts."""
     log = _log(tmp_path, rows, n=1200, seed=4)
-    thresholds_only = _rows_of(_run(log, registry, noise_quantile=0), mon.PREDICTION_FEATURE)
-    assert {r.severity for r in thresholds_only.values()} == {mon.WARN}
+    thresholds_only = _rows_of(_run(log, registry, noise_quantile=0), mcfg.PREDICTION_FEATURE)
+    assert {r.severity for r in thresholds_only.values()} == {mcfg.WARN}
     with_noise = _run(log, registry)
-    prediction = _rows_of(with_noise, mon.PREDICTION_FEATURE)
-    assert with_noise.decision == mon.OK
+    prediction = _rows_of(with_noise, mcfg.PREDICTION_FEATURE)
+    assert with_noise.decision == mcfg.OK
     for row in prediction.values():
         assert row.rows == 200 and row.warn < row.value < row.noise == row.bounds[0]
     assert any("sampling-noise level" in n for n in with_noise.notes)
     shifted = _run(_log(tmp_path, rows, n=1200, seed=4, bias_after=1000, name="b.jsonl"), registry)
-    assert shifted.triggered == [mon.PREDICTION_FEATURE]
+    assert shifted.triggered == [mcfg.PREDICTION_FEATURE]
 
 
 def test_noise_levels_match_simulated_no_drift_quantiles():
     """The large-sample approximations against 300 simulated undrifted samples (n=500, N=1500)."""
     rng = np.random.default_rng(0)
     n, big_n, q = 500, 1500, 0.99
-    figures = {s: [] for s in mon.STATISTICS}
+    figures = {s: [] for s in mcfg.STATISTICS}
     probabilities = np.array([0.6, 0.3, 0.1])
     for _ in range(300):
-        counts = mon.BinCounts(mon.numeric_baseline_from_values("x", rng.normal(size=big_n)))
+        counts = mcounts.BinCounts(mbase.numeric_baseline_from_values("x", rng.normal(size=big_n)))
         counts.add(rng.normal(size=n))
-        figures[mon.PSI].append(counts.psi())
-        figures[mon.KS].append(counts.ks())
+        figures[mcfg.PSI].append(counts.psi())
+        figures[mcfg.KS].append(counts.ks())
         base = np.bincount(rng.choice(3, big_n, p=probabilities), minlength=3) / big_n
         current = np.bincount(rng.choice(3, n, p=probabilities), minlength=3) / n
-        figures[mon.JS].append(drift.jensen_shannon(base, current))
-        figures[mon.LINF].append(drift.linf(base, current))
+        figures[mcfg.JS].append(drift.jensen_shannon(base, current))
+        figures[mcfg.LINF].append(drift.linf(base, current))
     deciles = np.append(np.full(10, 0.1), 0.0)
     for statistic, values in figures.items():
-        expected = deciles if statistic in (mon.PSI, mon.KS) else probabilities
+        expected = deciles if statistic in (mcfg.PSI, mcfg.KS) else probabilities
         level = drift.noise_level(statistic, n, big_n, q, expected, expected)
         simulated = float(np.quantile(values, q))
         assert simulated * 0.8 < level < simulated * 1.3, (statistic, level, simulated)
@@ -167,7 +170,7 @@ def test_noise_levels_match_simulated_no_drift_quantiles():
 
 def test_config_lists_every_problem():
     with pytest.raises(PipelineInputError) as info:
-        mon.MonitorConfig(log_uri="", registry_uri="r", warn=0.3, act=0.2, thresholds={"chi2": (1, 2)},
+        mcfg.MonitorConfig(log_uri="", registry_uri="r", warn=0.3, act=0.2, thresholds={"chi2": (1, 2)},
                           since="yesterday", min_rows=0)
     for part in ("log_uri is required", "warn <= act", "unknown statistic 'chi2'", "not an ISO-8601", "min_rows"):
         assert part in str(info.value)
@@ -196,9 +199,9 @@ def test_psi_equals_psi_from_the_raw_training_rows_and_ks_is_close(tmp_path, row
         edges = drift.quantile_edges_from_cdf(*tfdv_stats.cdf_at_bounds(quantiles))
         expected = drift.psi_from_fractions(np.append(drift.binned_fractions(train, edges), 0.0),
                                             np.append(drift.binned_fractions(current, edges), 0.0))
-        assert got[mon.PSI].value == pytest.approx(expected, rel=1e-9), feature
+        assert got[mcfg.PSI].value == pytest.approx(expected, rel=1e-9), feature
         exact_ks = drift.ks_statistic(train, current)
-        assert exact_ks - 0.02 < got[mon.KS].value < exact_ks + 0.002, feature
+        assert exact_ks - 0.02 < got[mcfg.KS].value < exact_ks + 0.002, feature
 
 
 def test_values_sent_as_decimals_are_compared_in_float32(tmp_path, rows, registry):
@@ -210,10 +213,10 @@ def test_values_sent_as_decimals_are_compared_in_float32(tmp_path, rows, registr
                 row[name] = round(row[name], 4)
 
     log = _log(tmp_path, rows, mutate=round_floats, seed=3)
-    assert _run(log, registry).decision == mon.OK
+    assert _run(log, registry).decision == mcfg.OK
     as_float64 = h.make_registry(tmp_path / "f64", feature_types={k: "int" if v == "float" else v
                                                                   for k, v in h.FEATURE_TYPES.items()})
-    assert _rows_of(_run(log, as_float64), "unemp")[mon.PSI].severity == mon.ACT
+    assert _rows_of(_run(log, as_float64), "unemp")[mcfg.PSI].severity == mcfg.ACT
 
 
 def test_missing_values_are_a_psi_bin_and_a_category(tmp_path, rows, registry):
@@ -223,11 +226,11 @@ def test_missing_values_are_a_psi_bin_and_a_category(tmp_path, rows, registry):
 
     result = _run(_log(tmp_path, rows, mutate=blank, start=N - 300), registry)  # the last 10% missing
     pirat, phist = _rows_of(result, "pirat"), _rows_of(result, "phist")
-    assert pirat[mon.PSI].missing_fraction == pytest.approx(0.1) and pirat[mon.PSI].baseline_missing_fraction == 0
-    assert pirat[mon.PSI].severity == mon.ACT  # (0.1 - 1e-4) * ln(0.1 / 1e-4) = 0.69
-    assert pirat[mon.KS].severity == mon.OK    # the values that are there did not move
-    assert phist[mon.LINF].value == pytest.approx(0.1, abs=0.02)
-    assert phist[mon.JS].missing_fraction == pytest.approx(0.1)
+    assert pirat[mcfg.PSI].missing_fraction == pytest.approx(0.1) and pirat[mcfg.PSI].baseline_missing_fraction == 0
+    assert pirat[mcfg.PSI].severity == mcfg.ACT  # (0.1 - 1e-4) * ln(0.1 / 1e-4) = 0.69
+    assert pirat[mcfg.KS].severity == mcfg.OK    # the values that are there did not move
+    assert phist[mcfg.LINF].value == pytest.approx(0.1, abs=0.02)
+    assert phist[mcfg.JS].missing_fraction == pytest.approx(0.1)
 
 
 def test_chunk_size_does_not_change_the_figures(tmp_path, rows, registry):
@@ -253,7 +256,7 @@ def test_malformed_lines_are_counted_not_fatal(tmp_path, rows, registry):
     assert c.lines == N + len(extra)
     assert any("not JSON" in e and ":11:" in e for e in c.examples)  # file:line of the bad line
     assert any("lvrat: 1 logged values were not numbers" in n for n in result.notes)
-    assert result.decision == mon.OK
+    assert result.decision == mcfg.OK
 
 
 def test_synthetic_warm_up_records_are_skipped_and_counted(tmp_path, rows, registry):
@@ -306,7 +309,7 @@ def test_time_window_and_versions(tmp_path, rows, registry):
     records.append(h.log_record(9999, rows[0], 0.5, version="v-new", when=day2))
     log = h.write_log(tmp_path / "log.jsonl", records)
     first = _run(log, registry, until="2026-11-02T00:00:00Z")
-    assert first.decision == mon.OK and first.counts.used == 1200 and first.counts.outside_window == 1200
+    assert first.decision == mcfg.OK and first.counts.used == 1200 and first.counts.outside_window == 1200
     second = _run(log, registry, since="2026-11-02T00:00:00+00:00")
     assert second.triggered[0] == "lvrat" and second.counts.used == 1200
     assert second.counts.other_versions == {"v-new": 1}
@@ -363,7 +366,7 @@ def test_outputs_json_markdown_html_and_metrics(tmp_path, rows, registry):
     assert "warn 0.1" in html and "act 0.2" in html
     metrics = report.metrics(result)
     assert metrics["decision_code"] == 2.0
-    assert metrics["lvrat_psi"] == pytest.approx(_rows_of(result, "lvrat")[mon.PSI].value)
+    assert metrics["lvrat_psi"] == pytest.approx(_rows_of(result, "lvrat")[mcfg.PSI].value)
     assert metrics["features_act"] == 1.0 and metrics["predictions"] == N
 
 
@@ -419,7 +422,7 @@ def test_component_body_returns_the_decision_and_fills_the_artifacts(tmp_path, r
                                   drift=arts["drift"])
     assert (outputs.decision, outputs.retrain) == ("act", True)
     assert arts["drift"].metadata["retrain"] is True
-    assert arts["drift"].metadata["triggered"] == [mon.PREDICTION_FEATURE]
+    assert arts["drift"].metadata["triggered"] == [mcfg.PREDICTION_FEATURE]
     assert json.loads((tmp_path / "drift" / names.DRIFT_RESULT_FILE).read_text())["decision"] == "act"
     assert (tmp_path / "r.html").read_text().startswith("<!DOCTYPE html>")
     assert "**Decision: ACT**" in (tmp_path / "s.md").read_text()

@@ -12,6 +12,8 @@ import numpy as np
 import pytest
 
 from components.common import drift, names
+from components.monitor import baseline as mbase
+from components.monitor import config as mcfg
 from components.monitor import monitor as mon
 from components.monitor.tests import helpers as h
 
@@ -52,14 +54,14 @@ def test_the_make_run_champion_as_baseline(tmp_path):
     rows = h.hmda_rows()
     log = h.write_log(tmp_path / "log.jsonl", [h.log_record(i, r, h.probability(r), version="")
                                                for i, r in enumerate(rows)])
-    config = mon.MonitorConfig(log_uri=str(log), registry_uri=registry, all_versions=True,
+    config = mcfg.MonitorConfig(log_uri=str(log), registry_uri=registry, all_versions=True,
                                prediction_reference_rows=400)
-    baseline = mon.load_baseline(config)
+    baseline = mbase.load_baseline(config)
     assert set(baseline.numeric) == {"pirat", "hirat", "lvrat", "unemp", "chist", "mhist"}
     result = mon.run_monitor(config, baseline)
     assert result.counts.used == 800 and len(result.rows) == 26
     # The champion's own train split: the run whose ingested data hashes as the champion's lineage says.
-    lineage = json.loads((Path(mon.resolve_version(registry, "model")[1]) / names.LINEAGE_FILE).read_text())
+    lineage = json.loads((Path(mbase.resolve_version(registry, "model")[1]) / names.LINEAGE_FILE).read_text())
     train_files = [str(Path(m).parent / names.TRAIN / names.EXAMPLES_FILE)
                    for m in sorted(glob.glob(str(RUN / "pipeline_root" / "*" / "ingest" / "examples" /
                                                  names.EXAMPLES_METADATA_FILE)))
@@ -77,5 +79,5 @@ def test_the_make_run_champion_as_baseline(tmp_path):
     current = np.array([r["lvrat"] for r in rows], dtype=np.float32).astype(np.float64)
     expected = drift.psi_from_fractions(np.append(drift.binned_fractions(np.array(values, np.float64), edges), 0),
                                         np.append(drift.binned_fractions(current, edges), 0))
-    got = next(r.value for r in result.rows if r.feature == "lvrat" and r.statistic == mon.PSI)
+    got = next(r.value for r in result.rows if r.feature == "lvrat" and r.statistic == mcfg.PSI)
     assert got == pytest.approx(expected, rel=1e-9)

@@ -14,6 +14,7 @@ except ImportError:  # cloudevents 1.x
     from cloudevents.http import CloudEvent, from_http
 
 from components.common.tests.storage_peers import _moto_endpoint, s3_root  # noqa: F401
+from components.monitor import config as mcfg
 from components.monitor import monitor as mon
 from components.monitor.tests import helpers as h
 from serving import log_parts, log_sink
@@ -52,9 +53,9 @@ def test_monitor_reads_the_sinks_partitioned_output(tmp_path, s3_root):  # noqa:
     writer.close()
     assert writer.counters["parts_written"] > 1  # rotated by size
 
-    result = mon.run_monitor(mon.MonitorConfig(log_uri=output, registry_uri=str(registry)))
+    result = mon.run_monitor(mcfg.MonitorConfig(log_uri=output, registry_uri=str(registry)))
     assert result.counts.used == 1200 and result.counts.synthetic == 1
     assert result.counts.files == writer.counters["parts_written"]  # _sink/ counters are not read as records
     assert result.counts.sink["unanswered"] == 1 and result.counts.sink["records_written"] == 1201
     assert any("could not record" in n and "unanswered 1" in n for n in result.notes)
-    assert result.decision == mon.OK
+    assert result.decision == mcfg.OK

@@ -8,12 +8,18 @@ import numpy as np
 import pytest
 
 from components.common import names
+from components.common.config import PipelineConfig
 from components.common.failures import FAILURE_FILE
 from components.train import train as T
 from components.transform.transform import feature_types_from_metadata
 from components.ingest.ingest import read_metadata, split_path
 
 EPOCHS = 3
+DEFAULTS = PipelineConfig()
+# The pipeline's model (wide & deep, L2, no class weights), for fewer epochs.
+MODEL = {"learning_rate": DEFAULTS.learning_rate, "hidden_units": DEFAULTS.hidden_units,
+         "l2_regularization": DEFAULTS.l2_regularization, "linear_path": DEFAULTS.linear_path,
+         "class_weighting": DEFAULTS.class_weighting}
 
 
 @pytest.fixture(scope="module")
@@ -21,7 +27,7 @@ def trained(transformed, tmp_path_factory) -> dict:
     model_dir = str(tmp_path_factory.mktemp("model"))
     info = T.train(
         transformed["transformed_examples_dir"], transformed["transform_graph_dir"],
-        transformed["examples_dir"], model_dir, epochs=EPOCHS, seed=42,
+        transformed["examples_dir"], model_dir, epochs=EPOCHS, seed=42, **MODEL,
     )
     return {"model_dir": model_dir, "info": info, **transformed}
 
@@ -67,18 +73,18 @@ def test_model_info(trained):
     assert info["train_seconds"] > 0
     assert info["label"] == "deny"
     assert info["parameters"] == {
-        "epochs": EPOCHS, "batch_size": 64, "learning_rate": 0.003, "hidden_units": [32, 16], "seed": 42,
+        "epochs": EPOCHS, "batch_size": DEFAULTS.batch_size, "seed": 42, **MODEL,
         "accelerator_type": "", "accelerator_count": 0, "tpu_address": "", "multi_worker": False,
         "calibration_method": "auto", "numeric_buckets": False,
     }
+    assert info["class_weights"] is None
     assert {"train_auc", "validation_auc", "eval_auc"} <= set(info["final_metrics"])
     calibration = info["calibration"]
     # the fixture's validation split is small: auto picks Platt, fitted there and only there
     assert calibration["method"] == "platt" and calibration["fitted_on"] == "validation"
     assert calibration["rows"] == read_metadata(trained["examples_dir"])["row_counts"]["validation"]
-    assert calibration["prior_shift"] < 0  # the positive class was up-weighted
-    assert calibration["before"]["calibration"] > 1.5  # inflated by the class weights
-    assert abs(calibration["after"]["calibration"] - 1) < abs(calibration["before"]["calibration"] - 1)
+    assert calibration["prior_shift"] == 0  # no class weights
+    assert calibration["after"]["calibration"] == pytest.approx(1, abs=0.05)  # Platt fits the mean
     assert 0 < info["decision_threshold"] == calibration["decision_threshold"] < 0.5
     assert info["raw_feature_types"]["pirat"] == "float"
     assert info["onnx"]["tolerance"] == T.ONNX_TOLERANCE
@@ -334,8 +340,14 @@ def test_conversion_error_falls_back_and_records_the_reason(transformed, tmp_pat
 
     monkeypatch.setattr(tf2onnx.convert, "_convert_common", cannot_convert_raw)
     model_dir = str(tmp_path / "model")
+    # also the other model form: a plain network (no linear path) trained with class weights
     info = T.train(transformed["transformed_examples_dir"], transformed["transform_graph_dir"],
-                   transformed["examples_dir"], model_dir, epochs=1, seed=42)
+                   transformed["examples_dir"], model_dir, epochs=1, seed=42, class_weighting=True)
+    calibration = info["calibration"]
+    assert info["class_weights"]["1"] > 1 > info["class_weights"]["0"]
+    assert calibration["prior_shift"] < 0  # the positive class was up-weighted, undone before Platt
+    assert calibration["before"]["calibration"] > 1.5  # inflated by the class weights
+    assert abs(calibration["after"]["calibration"] - 1) < abs(calibration["before"]["calibration"] - 1)
     onnx_info = info["onnx"]
     assert onnx_info["inputs"] == "transformed"
     assert onnx_info["raw_export_error"] == "ValueError: make_sure failure: no ONNX form for op UpperBound (stand-in)"
