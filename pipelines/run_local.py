@@ -138,6 +138,10 @@ def summarize(run_dir: str | None, config: PipelineConfig, started: float, error
         c = model_info["calibration"]
         summary["calibration"] = {k: c.get(k) for k in ("method", "prior_shift", "rows", "before", "after",
                                                         "decision_threshold")}
+    if model_info is not None and model_info.get("tuning"):
+        t = model_info["tuning"]
+        summary["tuning"] = {"trials": len(t["trials"]), "chosen": t["chosen"], "default": t["default"],
+                             "seconds": t["seconds"]}
     if model_info is not None and model_info.get("onnx"):  # raw_export_error: why it fell back to transformed inputs
         summary["onnx"] = {k: model_info["onnx"].get(k) for k in
                            ("inputs", "max_abs_diff", "tolerance", "rows_checked", "raw_export_error")}

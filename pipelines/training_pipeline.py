@@ -92,6 +92,8 @@ def _define_pipeline(platform: str, spec: VertexSpec | None = None):
         l2_regularization: float = D.l2_regularization,
         linear_path: bool = D.linear_path,
         class_weighting: bool = D.class_weighting,
+        dropout: float = D.dropout,
+        tuning_trials: int = D.tuning_trials,
         accelerator_type: str = D.accelerator_type,
         accelerator_count: str = DEFAULT_ARGUMENTS["accelerator_count"],
         tpu_address: str = D.tpu_address,
@@ -187,6 +189,8 @@ def _define_pipeline(platform: str, spec: VertexSpec | None = None):
             l2_regularization=l2_regularization,
             linear_path=linear_path,
             class_weighting=class_weighting,
+            dropout=dropout,
+            tuning_trials=tuning_trials,
             seed=seed,
         )
         if kubeflow:

@@ -85,6 +85,12 @@ class PipelineConfig:
     class_weighting: bool = False
     """Weigh each class n / (2 n_c) in the loss (its prior shift is undone before calibration).
     Off: calibration handles the prior; on, the default model's HMDA Brier score was 0.0815."""
+    dropout: float = 0.0
+    """Dropout after each hidden layer (0: none)."""
+    tuning_trials: int = 0
+    """KerasTuner trials choosing hidden_units, learning_rate and dropout on the validation split
+    before the model is trained (components/train/tuning.py; the settings above are the default
+    trial, kept unless a trial beats them). 0: no tuning."""
     numeric_buckets: bool = False
     """Feed the model each numeric feature's decile one-hot beside its z-score. Off: on HMDA they
     overfit (eval AUC 0.752 with, 0.790 without; the same split, seed and network)."""
@@ -178,6 +184,12 @@ class PipelineConfig:
             problems.append("epochs and batch_size must be >= 1")
         if not self.l2_regularization >= 0.0:
             problems.append(f"l2_regularization must be >= 0, got {self.l2_regularization}")
+        if not 0.0 <= self.dropout < 1.0:
+            problems.append(f"dropout must be in [0, 1), got {self.dropout}")
+        if self.tuning_trials < 0:
+            problems.append(f"tuning_trials must be >= 0, got {self.tuning_trials}")
+        if self.tuning_trials and self.multi_worker:
+            problems.append("tuning_trials needs multi_worker off (tuning runs on one worker)")
         if self.calibration_method not in CALIBRATION_METHODS:
             problems.append(f"calibration_method must be one of {list(CALIBRATION_METHODS)}, got {self.calibration_method!r}")
         if self.accelerator_count < 0:

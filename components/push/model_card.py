@@ -183,6 +183,7 @@ def build_card(
         "intended_use": _intended_use(data, ingest, blessing),
         "data": data,
         "data_validation": None if data_validation is None else dict(data_validation),
+        "training": _training(lineage),
         "blessed": bool(blessing.get("blessed")),
         "gates": [{"name": g["name"], "verdict": gate_verdict(g), "passed": bool(g.get("passed")),
                    "applicable": bool(g.get("applicable", True)), "value": g.get("value"),
@@ -215,6 +216,20 @@ def build_card(
             "packages": dict(environment.get("packages") or {}),
         },
     }
+
+
+TRAINING_KEYS = ("hidden_units", "learning_rate", "dropout", "l2_regularization", "linear_path", "class_weighting",
+                 "epochs", "batch_size", "seed")
+
+
+def _training(lineage: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The settings the model was trained with and, when they were tuned, the trials."""
+    parameters = (lineage.get("parameters") or {}).get("train") or {}
+    if not parameters:
+        return None
+    training = lineage.get("training") or {}
+    return {"parameters": {k: parameters[k] for k in TRAINING_KEYS if k in parameters},
+            "epochs_run": training.get("epochs_run"), "tuning": training.get("tuning")}
 
 
 def _interval(intervals: Mapping[str, Any] | None, key: str) -> str | None:
@@ -299,6 +314,23 @@ def card_markdown(card: Mapping[str, Any]) -> str:
             f"{cell(validation.get('anomaly_count'))} anomalies; schema {cell(validation.get('schema_source'))}"
             + (f"; rows {_rows(counts)}" if counts else "") + "."
         ]
+
+    training = card.get("training")
+    if training:
+        lines += ["", "## Training", "", "| setting | value |", "|---|---|"]
+        lines += [f"| {name.replace('_', ' ')} | {cell(value)} |" for name, value in training["parameters"].items()]
+        lines += [f"| epochs run (early stopping on the validation loss) | {cell(training.get('epochs_run'))} |"]
+        tuning = training.get("tuning")
+        if tuning:
+            chosen = tuning["chosen"]
+            lines += ["", f"Tuned: {len(tuning['trials'])} trials ({cell(tuning.get('tuner'))}), each scored by its best "
+                      f"validation loss; chosen: {cell(chosen.get('trial'))}, validation loss "
+                      f"{cell(chosen.get('val_loss'))} against the untuned default's {cell(tuning['default'].get('val_loss'))}.",
+                      "", "| trial | hidden units | learning rate | dropout | validation loss | epochs |",
+                      "|---|---|---|---|---|---|"]
+            lines += [f"| {cell(t['trial'])} | {cell(t['hidden_units'])} | {cell(t['learning_rate'])} | "
+                      f"{cell(t['dropout'])} | {cell(t['val_loss'])} | {cell(t['epochs_run'])} |"
+                      for t in tuning["trials"]]
 
     lines += ["", f"## Gates: {'BLESSED' if card['blessed'] else 'NOT BLESSED'}", "",
               "| gate | verdict | value | 95% interval | n | rule | judged on | detail |",

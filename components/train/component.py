@@ -24,6 +24,8 @@ def train(
     l2_regularization: float,
     linear_path: bool,
     class_weighting: bool,
+    dropout: float,
+    tuning_trials: int,
     seed: int,
     model: Output[Model],
     training_metrics: Output[Metrics],
@@ -60,6 +62,8 @@ def train(
         l2_regularization=l2_regularization,
         linear_path=linear_path,
         class_weighting=class_weighting,
+        dropout=dropout,
+        tuning_trials=tuning_trials,
         seed=seed,
     )
     for name, value in info["final_metrics"].items():
@@ -68,6 +72,10 @@ def train(
     training_metrics.log_metric("epochs_run", info["epochs_run"])
     for name, value in info["calibration"]["after"].items():
         training_metrics.log_metric(f"validation_{name}", value)
+    if info["tuning"]:  # the trials are in model_info.json; the UI shows the outcome
+        training_metrics.log_metric("tuning_trials_run", len(info["tuning"]["trials"]))
+        training_metrics.log_metric("tuning_chosen_val_loss", info["tuning"]["chosen"]["val_loss"])
+        training_metrics.log_metric("tuning_default_val_loss", info["tuning"]["default"]["val_loss"])
     model.metadata.update(
         {
             "framework": "tensorflow",

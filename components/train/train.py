@@ -4,8 +4,10 @@ the transform graph as one SavedModel plus an ONNX file checked for parity.
 Model: z-scored numeric features (with numeric_buckets, also one-hot encodings of their decile
 bucket ids) concatenated with one-hot encodings (embeddings for more than ONE_HOT_MAX values) of the
 vocabulary ids of string features
-→ Dense(relu) hidden layers (L2-penalised) → a logit, plus (linear_path, wide & deep) a linear
-logit over the same features → a calibrated "probability".
+→ Dense(relu) hidden layers (L2-penalised, optionally with dropout) → a logit, plus (linear_path,
+wide & deep) a linear logit over the same features → a calibrated "probability".
+With tuning_trials, KerasTuner chooses hidden units, learning rate and dropout on the validation
+split first (tuning.py).
 Class imbalance: the calibrator handles the prior; optionally (class_weighting) Keras class weights
 n / (2 * n_class) from the train label counts, whose prior shift is undone before calibration.
 Early stopping watches the validation loss; a calibrator (calibration.py) fitted on validation then
@@ -42,7 +44,7 @@ from components.common import io as fio
 from components.common import names
 from components.common.errors import PipelineInputError
 from components.common.failures import failure_report
-from components.train import calibration
+from components.train import calibration, tuning
 from components.ingest.ingest import read_metadata, split_path
 from components.transform.transform import (
     MISSING_STRING,
@@ -248,10 +250,11 @@ def embedding_dim(size: int) -> int:
 def build_model(feature_types: dict[str, str], vocab_sizes: dict[str, int],
                 hidden_units: Sequence[int], learning_rate: float, seed: int,
                 numeric_buckets: bool = False, l2_regularization: float = 0.0,
-                linear_path: bool = False):
+                linear_path: bool = False, dropout: float = 0.0):
     """Functional Keras 2 model over the transformed features (one [None] input per feature);
     numeric_buckets adds each numeric feature's decile one-hot beside its z-score, l2_regularization
-    an L2 penalty on the hidden kernels, linear_path a linear logit over the features (wide & deep)."""
+    an L2 penalty on the hidden kernels, dropout a Dropout after each hidden layer, linear_path a
+    linear logit over the features (wide & deep)."""
     import tensorflow as tf
     import tf_keras as keras
 
@@ -291,6 +294,8 @@ def build_model(feature_types: dict[str, str], vocab_sizes: dict[str, int],
             int(units), activation="relu", name=f"hidden_{i}", kernel_regularizer=penalty,
             kernel_initializer=keras.initializers.GlorotUniform(seed=seed + i + 1),
         )(x)
+        if dropout:
+            x = keras.layers.Dropout(dropout, seed=seed + i + 1, name=f"dropout_{i}")(x)
     deep = keras.layers.Dense(
         1, name="deep_logit" if linear_path else LOGIT,
         kernel_initializer=keras.initializers.GlorotUniform(seed=seed + 1000),
@@ -677,6 +682,8 @@ def train(
     l2_regularization: float = 0.0,
     linear_path: bool = False,
     class_weighting: bool = False,
+    dropout: float = 0.0,
+    tuning_trials: int = 0,
     seed: int = 42,
 ) -> dict:
     """Train, export SavedModel + ONNX, check parity; returns (and writes) model_info.json."""
@@ -688,6 +695,9 @@ def train(
         raise PipelineInputError("epochs and batch_size must be >= 1")
     if not hidden_units:
         raise PipelineInputError("hidden_units must name at least one layer")
+    if not 0.0 <= dropout < 1.0:
+        raise PipelineInputError(f"dropout must be in [0, 1), got {dropout}")
+    tuning.validate_trials(tuning_trials, multi_worker)
     metadata = read_metadata(examples_dir)
     label = metadata["label"]
     feature_types = feature_types_from_metadata(metadata)
@@ -702,15 +712,20 @@ def train(
         )
     vocab_sizes = {c: tft_output.vocabulary_size_by_name(c) for c, k in feature_types.items() if k not in NUMERIC_TYPES}
 
-    keras.utils.set_random_seed(seed)
     kind = strategy_kind(accelerator_type, accelerator_count, tpu_address, multi_worker)
     strategy = _make_strategy(kind, accelerator_count, tpu_address)
     replicas = strategy.num_replicas_in_sync
     global_batch = batch_size * replicas
     drop_remainder = kind == KIND_TPU  # TPUs need static batch shapes
-    with strategy.scope():
-        model = build_model(feature_types, vocab_sizes, hidden_units, learning_rate, seed, numeric_buckets,
-                            l2_regularization, linear_path)
+
+    def build(setting: tuning.Setting):
+        keras.utils.set_random_seed(seed)  # every fit, a trial's included, starts from the same seed
+        with strategy.scope():
+            return build_model(feature_types, vocab_sizes, setting.hidden_units, setting.learning_rate, seed,
+                               numeric_buckets, l2_regularization, linear_path, setting.dropout)
+
+    default = tuning.Setting.of_values(hidden_units, learning_rate, dropout)
+    model = build(default)
     used = {name: spec[name] for name in [*model.input_names, label]}  # parse only what the model takes
     datasets = {
         split: make_dataset(transformed_split_pattern(transformed_examples_dir, split), used, label, global_batch,
@@ -723,16 +738,30 @@ def train(
     weights = balanced if class_weighting else None
     print(f"strategy={kind} replicas={replicas} devices={_strategy_devices(strategy)} "
           f"class_weights={weights}", flush=True)
-    # Early stopping and calibration watch the validation split; eval is left to the gates. The
-    # validation loss (a proper scoring rule) judges probabilities, not only their ranking.
-    callbacks = [
-        keras.callbacks.EarlyStopping(monitor="val_loss", mode="min", patience=EARLY_STOPPING_PATIENCE,
-                                      restore_best_weights=True),
-        _progress_callback(),
-    ]
+
+    def fit(model, progress: bool) -> tuning.Fitted:
+        # Early stopping (and calibration, tuning) watch the validation split; eval is left to the
+        # gates. The validation loss (a proper scoring rule) judges probabilities, not only ranking.
+        callbacks = [keras.callbacks.EarlyStopping(monitor="val_loss", mode="min", patience=EARLY_STOPPING_PATIENCE,
+                                                   restore_best_weights=True)]
+        history = model.fit(train_ds, validation_data=validation_ds, epochs=epochs, class_weight=weights,
+                            callbacks=callbacks + ([_progress_callback()] if progress else []), verbose=0)
+        return tuning.Fitted(model, {k: [float(v) for v in vs] for k, vs in history.history.items()})
+
     started = time.monotonic()
-    history = model.fit(train_ds, validation_data=validation_ds, epochs=epochs, class_weight=weights,
-                        callbacks=callbacks, verbose=0)
+    tuning_record = None
+    if tuning_trials:
+        unfitted = [model]  # the default's model, built above, is the default trial's
+
+        def fit_trial(setting: tuning.Setting) -> tuning.Fitted:
+            return fit(unfitted.pop() if unfitted and setting == default else build(setting), progress=False)
+
+        tuned = tuning.tune(fit_trial, default, tuning_trials, seed)
+        fitted, chosen, tuning_record = tuned.best, tuned.best_setting, tuned.record
+        hidden_units, learning_rate, dropout = list(chosen.hidden_units), chosen.learning_rate, chosen.dropout
+    else:
+        fitted = fit(model, progress=True)
+    model, history = fitted.model, fitted.history
     train_seconds = time.monotonic() - started
     final = {}
     for split, ds in datasets.items():
@@ -762,8 +791,8 @@ def train(
         "replicas": replicas,
         "global_batch_size": global_batch,
         "epochs_requested": epochs,
-        "epochs_run": len(history.history.get("loss", [])),
-        "history": {k: [float(v) for v in vs] for k, vs in history.history.items()},
+        "epochs_run": len(history.get("loss", [])),
+        "history": history,
         "final_metrics": final,
         "train_seconds": round(train_seconds, 3),
         "class_weights": {str(k): v for k, v in weights.items()} if weights else None,
@@ -776,7 +805,8 @@ def train(
                        "tpu_address": tpu_address, "multi_worker": multi_worker,
                        "calibration_method": calibration_method, "numeric_buckets": numeric_buckets,
                        "l2_regularization": l2_regularization, "linear_path": linear_path,
-                       "class_weighting": class_weighting},
+                       "class_weighting": class_weighting, "dropout": dropout, "tuning_trials": tuning_trials},
+        "tuning": tuning_record,
         "onnx": onnx_info,
         "raw_feature_types": feature_types,
         "raw_missing_values": {c: RAW_MISSING[k] for c, k in feature_types.items()},

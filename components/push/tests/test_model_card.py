@@ -236,6 +236,29 @@ def test_intervals_are_shown_only_where_the_blessing_has_them():
     assert "No data validation summary was recorded for the training data." in card["caveats"]
 
 
+def test_card_shows_the_training_settings_and_the_tuning_trials():
+    trials = [{"trial": "default", "hidden_units": [32, 16], "learning_rate": 0.01, "dropout": 0.0,
+               "val_loss": 0.26, "epochs_run": 41},
+              {"trial": "trial 0", "hidden_units": [64], "learning_rate": 0.003, "dropout": 0.2,
+               "val_loss": 0.25, "epochs_run": 30}]
+    lineage = {"parameters": {"train": {"hidden_units": [64], "learning_rate": 0.003, "dropout": 0.2, "seed": 42,
+                                        "accelerator_type": ""}},
+               "training": {"epochs_run": 30, "tuning": {"tuner": "keras_tuner", "trials": trials,
+                                                         "chosen": {"trial": "trial 0", "val_loss": 0.25},
+                                                         "default": {"val_loss": 0.26}}}}
+    card = model_card.build_card(model_name="m", published=False, reason="r", model_uri=None,
+                                 blessing=sliced_blessing(), lineage=lineage, infra=None, data_validation=None)
+    assert card["training"]["parameters"] == {"hidden_units": [64], "learning_rate": 0.003, "dropout": 0.2, "seed": 42}
+    text = model_card.card_markdown(card)
+    assert "| learning rate | 0.0030 |" in text and "| epochs run (early stopping on the validation loss) | 30 |" in text
+    assert "Tuned: 2 trials (keras_tuner)" in text and "chosen: trial 0, validation loss 0.2500 against the " \
+        "untuned default's 0.2600." in text
+    assert "| default | [32, 16] | 0.0100 | 0.0000 | 0.2600 | 41 |" in text
+    untuned = model_card.build_card(model_name="m", published=False, reason="r", model_uri=None,
+                                    blessing=sliced_blessing(), lineage={}, infra=None, data_validation=None)
+    assert untuned["training"] is None and "## Training" not in model_card.card_markdown(untuned)
+
+
 def test_data_validation_summary_from_kfp_metadata():
     metadata = {"passed": True, "anomaly_count": 0.0, "schema_source": "inferred",
                 "row_counts": {"train": 600.0, "eval": 200.0}, "other": 1}

@@ -9,6 +9,7 @@ import pytest
 
 from components.common import names
 from components.common.config import PipelineConfig
+from components.common.errors import PipelineInputError
 from components.common.failures import FAILURE_FILE
 from components.train import train as T
 from components.transform.transform import feature_types_from_metadata
@@ -75,8 +76,9 @@ def test_model_info(trained):
     assert info["parameters"] == {
         "epochs": EPOCHS, "batch_size": DEFAULTS.batch_size, "seed": 42, **MODEL,
         "accelerator_type": "", "accelerator_count": 0, "tpu_address": "", "multi_worker": False,
-        "calibration_method": "auto", "numeric_buckets": False,
+        "calibration_method": "auto", "numeric_buckets": False, "dropout": 0.0, "tuning_trials": 0,
     }
+    assert info["tuning"] is None
     assert info["class_weights"] is None
     assert {"train_auc", "validation_auc", "eval_auc"} <= set(info["final_metrics"])
     calibration = info["calibration"]
@@ -298,6 +300,29 @@ def test_unconverted_ops_are_a_conversion_error(tmp_path):
         T._checked_write_onnx(proto, str(path), "raw")
     assert caught.value.onnx_inputs == "raw"
     assert not path.exists()
+
+
+def test_tuning_trains_the_setting_it_chose_on_validation_and_records_every_trial(transformed, tmp_path):
+    from components.train import tuning
+
+    info = T.train(transformed["transformed_examples_dir"], transformed["transform_graph_dir"],
+                   transformed["examples_dir"], str(tmp_path / "model"), epochs=2, seed=42, tuning_trials=2, **MODEL)
+    record = info["tuning"]
+    assert [t["trial"] for t in record["trials"]][0] == tuning.DEFAULT_TRIAL and len(record["trials"]) == 3
+    assert record["default"]["hidden_units"] == DEFAULTS.hidden_units
+    best = min(record["trials"], key=lambda t: t["val_loss"])
+    assert record["chosen"]["trial"] == best["trial"]
+    # The model trained is the chosen trial's: its parameters and its history.
+    chosen = {k: record["chosen"][k] for k in ("hidden_units", "learning_rate", "dropout")}
+    assert {k: info["parameters"][k] for k in chosen} == chosen
+    assert min(info["history"]["val_loss"]) == pytest.approx(best["val_loss"])
+    assert info["epochs_run"] == best["epochs_run"]
+
+
+def test_tuning_with_multi_worker_is_refused_before_any_work(transformed, tmp_path):
+    with pytest.raises(PipelineInputError, match="one worker"):
+        T.train(transformed["transformed_examples_dir"], transformed["transform_graph_dir"],
+                transformed["examples_dir"], str(tmp_path / "model"), tuning_trials=2, multi_worker=True)
 
 
 def test_parity_failure_fails_training_and_leaves_no_model_info(transformed, tmp_path, monkeypatch):
