@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Callable
+from typing import Any
 
 from components.common import io as fio
 from components.common import names
@@ -24,7 +25,6 @@ from components.common.rollout_policy import SCRAPE_INTERVAL_S
 from components.deploy import analysis, local_prometheus
 from components.deploy.prometheus import PrometheusError, PrometheusProvider, ServedMetricsObserver
 from components.deploy.replay import ReplayObserver, load_replay
-from components.deploy.traffic import ReplayConfig
 from components.deploy.rollout import (
     MODES,
     ROLLED_BACK,
@@ -35,6 +35,7 @@ from components.deploy.rollout import (
     Target,
     rollout,
 )
+from components.deploy.traffic import ReplayConfig
 from components.push import registry
 
 log = logging.getLogger(__name__)
@@ -227,12 +228,15 @@ def build_target(config: DeployConfig) -> Target:
 
 
 def build_observer(config: DeployConfig, target: Target, candidate: ModelRef, stable: Callable[[], str | None],
-                   progress: Callable[[str], None]) -> Observer:
-    """A target's own observer when it has one (`target.observer(config, candidate)`); else
-    replayed rows: through the local splitter (exact attribution) or to a remote URL (attribution
-    by the response's model_version). With `prometheus_url` (on the local target without one,
-    its own loopback Prometheus), each window also carries what each revision served, users' traffic included."""
+                   progress: Callable[[str], None], monitoring_client: Any = None) -> Observer:
+    """Replayed rows through the target (traffic.py), and a metrics provider for what each
+    revision served, users' traffic included: Prometheus with `prometheus_url` (on the local
+    target without one, its own loopback Prometheus); Cloud Monitoring on Vertex with
+    `vertex_cloud_monitoring` (`monitoring_client`: tests pass an autospec'd one)."""
     observer = _replay_observer(config, target, candidate, stable, progress)
+    if config.target == VERTEX:
+        return _cloud_monitoring(config, target, observer, monitoring_client) if config.vertex_cloud_monitoring \
+            else observer
     url, interval = config.prometheus_url, config.scrape_interval_s
     if not url and config.target == LOCAL:
         interval = local_prometheus.SCRAPE_INTERVAL_S
@@ -252,15 +256,35 @@ def build_observer(config: DeployConfig, target: Target, candidate: ModelRef, st
     return ServedMetricsObserver(observer, PrometheusProvider(url), interval, revision_of=revision_of)
 
 
+def _cloud_monitoring(config: DeployConfig, target: Target, replay: Observer, client: Any) -> Observer:
+    from components.deploy.cloud_monitoring import CloudMonitoringProvider
+
+    endpoint = target.endpoint()
+    if endpoint is None:
+        raise PipelineInputError("the Vertex endpoint does not exist: no served traffic to measure")
+    endpoint_id = endpoint.resource_name.rsplit("/", 1)[-1]  # projects/P/locations/L/endpoints/ID
+    provider = CloudMonitoringProvider(target.config.project, endpoint_id, client=client)
+    return ServedMetricsObserver(replay, provider, config.scrape_interval_s, revision_of=target.deployed_model_id)
+
+
 def _replay_observer(config: DeployConfig, target: Target, candidate: ModelRef, stable: Callable[[], str | None],
                      progress: Callable[[str], None]) -> Observer:
-    own = getattr(target, "observer", None)
-    if callable(own):
-        return own(config, candidate)
+    """KServe and Vertex: attribution by the version each answer names (mirrored to the shadow in
+    shadow mode); local: exact, from the splitter's records; a URL: by the V1 model_version."""
     rows, labels = load_replay(config.data, candidate.uri, config.max_rows, config.target)
     progress(f"replaying {len(rows)} {'labelled ' if labels else ''}rows from {config.data}: "
              f"{config.requests_per_step} requests per step, {config.rows_per_request} rows each, "
              f"concurrency {config.concurrency}")
+    if config.target == KSERVE:
+        from components.deploy.kserve import KServeReplayObserver
+
+        return KServeReplayObserver(target, candidate, rows, config.replay(), config.requests_per_step,
+                                    progress=progress, labels=labels)
+    if config.target == VERTEX:
+        from components.deploy.vertex import VertexObserver
+
+        return VertexObserver(target, candidate, rows, config.replay(), config.requests_per_step,
+                              progress=progress, labels=labels)
     versions = lambda: (stable(), candidate.version)  # noqa: E731
     if hasattr(target, "records"):
         return ReplayObserver(target, config.model_name, rows, config.replay(), config.requests_per_step,

@@ -382,13 +382,6 @@ class KServeTarget:
         return cls(KServeConfig(namespace=config.kserve_namespace, name=config.kserve_service or config.model_name,
                                 ingress_url=config.kserve_url), client.CustomObjectsApi())
 
-    def observer(self, config, candidate: ModelRef) -> "KServeReplayObserver":
-        """deploy.build_observer's hook: replayed held-out rows, mirrored to the shadow in shadow mode."""
-        from components.deploy.replay import load_replay
-
-        rows, labels = load_replay(config.data, candidate.uri, config.max_rows, "kserve")
-        return KServeReplayObserver(self, candidate, rows, config.replay(), config.requests_per_step, labels=labels)
-
     # -------------------------------------------------------------- API calls
 
     def _where(self, name: str) -> str:

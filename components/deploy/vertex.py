@@ -164,26 +164,6 @@ class VertexTarget:
                                 endpoint_name=endpoint if by_name else "",
                                 endpoint_display_name="" if by_name else (endpoint or config.model_name)))
 
-    def observer(self, config, candidate: ModelRef, monitoring_client: Any = None):
-        """deploy.build_observer's hook: replayed held-out rows through rawPredict; with
-        config.vertex_cloud_monitoring, each window also judges what each DeployedModel served
-        (users' traffic included) from Cloud Monitoring (cloud_monitoring.py)."""
-        from components.deploy.replay import load_replay
-
-        rows, labels = load_replay(config.data, candidate.uri, config.max_rows, "vertex")
-        replay = VertexObserver(self, candidate, rows, config.replay(), config.requests_per_step, labels=labels)
-        if not config.vertex_cloud_monitoring:
-            return replay
-        from components.deploy.cloud_monitoring import CloudMonitoringProvider
-        from components.deploy.prometheus import ServedMetricsObserver
-
-        endpoint = self.endpoint()
-        if endpoint is None:
-            raise VertexError("the endpoint does not exist: no served traffic to measure")
-        endpoint_id = endpoint.resource_name.rsplit("/", 1)[-1]  # projects/P/locations/L/endpoints/ID
-        provider = CloudMonitoringProvider(self.config.project, endpoint_id, client=monitoring_client)
-        return ServedMetricsObserver(replay, provider, config.scrape_interval_s, revision_of=self.deployed_model_id)
-
     def deployed_model_id(self, version: str) -> str:
         """The DeployedModel id serving `version` on the endpoint ("" when none does)."""
         endpoint = self.endpoint()

@@ -119,17 +119,19 @@ def test_the_vertex_observer_judges_each_deployed_models_served_traffic(monkeypa
     assert target.deployed_model_id("v-not-deployed") == ""
     fake = FakeMonitoring({STABLE_ID: {"ok": 900, "errors": 0, "latency_counts": [[0, 0, 0, 900]]},
                            CANARY_ID: {"ok": 60, "errors": 40, "latency_counts": [[0, 0, 0, 100]]}})
-    monkeypatch.setattr("components.deploy.replay.load_replay", lambda *args: (ROWS, None))
+    monkeypatch.setattr(deploy, "load_replay", lambda *args: (ROWS, None))
     config = deploy.DeployConfig(target="vertex", registry_uri="gs://r", vertex_project="my-project",
                                  vertex_region="us-central1", data="gs://r/eval.csv", requests_per_step=20,
                                  vertex_cloud_monitoring=True, scrape_interval_s=0.01)
-    observer = target.observer(config, V2, monitoring_client=fake.client)
+    observer = deploy.build_observer(config, target, V2, lambda: V1.version, lambda line: None,
+                                     monitoring_client=fake.client)
     assert isinstance(observer, ServedMetricsObserver)
     stable, canary = observer(10)
     assert (stable.served["requests"], stable.served["errors"]) == (900, 0)
     assert (canary.served["requests"], canary.served["errors"]) == (100, 40)
     assert canary.served["source"].startswith("cloud monitoring projects/my-project endpoint ")
     assert not deploy.DeployConfig(target="none").vertex_cloud_monitoring  # opt-in: it needs a role
-    plain = target.observer(deploy.DeployConfig(target="vertex", registry_uri="gs://r", vertex_project="p",
-                                                vertex_region="r", data="gs://r/eval.csv"), V2)
+    plain = deploy.build_observer(deploy.DeployConfig(target="vertex", registry_uri="gs://r", vertex_project="p",
+                                                      vertex_region="r", data="gs://r/eval.csv"),
+                                  target, V2, lambda: V1.version, lambda line: None)
     assert not isinstance(plain, ServedMetricsObserver)

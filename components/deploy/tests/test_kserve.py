@@ -624,7 +624,8 @@ def test_built_from_the_deploy_config(tmp_path):
     version_dir = tmp_path / V2.version
     version_dir.mkdir()
     (version_dir / "model_info.json").write_text(json.dumps({"raw_feature_types": {"lvrat": "float", "chist": "int"}}))
-    observer = target.observer(config, ModelRef("model", V2.version, str(version_dir)))
+    observer = deploy.build_observer(config, target, ModelRef("model", V2.version, str(version_dir)),
+                                     lambda: V1.version, lambda line: None)
     assert isinstance(observer, ks.KServeReplayObserver) and observer.requests_per_step == 50
     assert set(observer.replay.rows[0]) == {"lvrat", "chist"} and len(observer.replay.rows) == 800
 
