@@ -73,7 +73,7 @@ from kubernetes.client.exceptions import ApiException
 from components.common.errors import PipelineInputError
 from components.deploy import payload_logger
 from components.deploy.rollout import LiveState, ModelRef, VersionStats
-from components.deploy.traffic import ReplayConfig, ReplayRows, V1Client, attribute, describe_window, send_window
+from components.deploy.traffic import ReplayConfig, ReplayRows, V1Client, replay_window
 
 log = logging.getLogger(__name__)
 
@@ -659,11 +659,5 @@ class KServeReplayObserver:
                 shadow, shadow_headers = self.target.endpoint(shadow=True)
                 senders.append(client.sender(f"{shadow}/v1/models/{self.target.config.shadow_name}:predict",
                                              shadow_headers))
-            started = time.perf_counter()
-            batches = self.replay.take(self.requests_per_step)
-            results = send_window(batches, senders, self.config.concurrency)
-        attribute(batches, results, stable, candidate, shadow=percent == 0)
-        failed = sum(not answers[0].ok for answers in results)
-        self.progress(describe_window(percent, stable, candidate, len(results), failed,
-                                      time.perf_counter() - started))
-        return stable, candidate
+            return replay_window(self.replay, self.requests_per_step, senders, self.config, stable, candidate,
+                                 percent, self.progress)

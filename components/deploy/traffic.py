@@ -202,6 +202,20 @@ def attribute(batches: list[Batch], results: list[list[Answer]], stable: Version
             count_answer(candidate, False, first.latency_ms, first.predictions)
 
 
+def replay_window(rows: ReplayRows, requests: int, senders: list[Sender], config: ReplayConfig,
+                  stable: VersionStats, candidate: VersionStats, percent: int,
+                  progress: Callable[[str], None]) -> tuple[VersionStats, VersionStats]:
+    """One observation window by version-named answers: `requests` batches through `senders` (a
+    second sender is the shadow when percent is 0), attributed, reported."""
+    started = time.perf_counter()
+    batches = rows.take(requests)
+    results = send_window(batches, senders, config.concurrency)
+    attribute(batches, results, stable, candidate, shadow=percent == 0)
+    failed = sum(not answers[0].ok for answers in results)
+    progress(describe_window(percent, stable, candidate, len(results), failed, time.perf_counter() - started))
+    return stable, candidate
+
+
 def describe_window(percent: int, stable: VersionStats, candidate: VersionStats, sent: int, failed: int,
                     seconds: float) -> str:
     """One progress line for an observation window."""

@@ -43,15 +43,13 @@ import importlib
 import json
 import logging
 import re
-import time
 from collections.abc import Callable
 from typing import Any
 
 from components.common.errors import PipelineInputError
 from components.common.images import SERVING_IMAGE
 from components.deploy.rollout import LiveState, ModelRef, VersionStats
-from components.deploy.traffic import (Answer, Batch, ReplayConfig, ReplayRows, Sender, attribute, describe_window,
-                                       send_window, timed)
+from components.deploy.traffic import Answer, Batch, ReplayConfig, ReplayRows, Sender, replay_window, timed
 
 log = logging.getLogger(__name__)
 
@@ -419,11 +417,5 @@ class VertexObserver:
             senders.append(self.sender(shadow, {d.id: d.version for d in self.target.deployed(shadow)}))
         stable = VersionStats(stable_deployed.version if stable_deployed else "")
         candidate = VersionStats(self.candidate.version)
-        started = time.perf_counter()
-        batches = self.replay.take(self.requests_per_step)
-        results = send_window(batches, senders, self.config.concurrency)
-        attribute(batches, results, stable, candidate, shadow=percent == 0)
-        failed = sum(not answers[0].ok for answers in results)
-        self.progress(describe_window(percent, stable, candidate, len(results), failed,
-                                      time.perf_counter() - started))
-        return stable, candidate
+        return replay_window(self.replay, self.requests_per_step, senders, self.config, stable, candidate, percent,
+                             self.progress)
