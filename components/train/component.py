@@ -66,6 +66,8 @@ def train(
         tuning_trials=tuning_trials,
         seed=seed,
     )
+    if not info["chief"]:  # a multi-worker run's other workers: the chief writes the model and its outputs
+        return
     for name, value in info["final_metrics"].items():
         training_metrics.log_metric(name, value)
     training_metrics.log_metric("onnx_max_abs_diff", info["onnx"]["max_abs_diff"])

@@ -37,6 +37,8 @@ import json
 import logging
 import math
 import os
+import shutil
+import tempfile
 import time
 from typing import Any, Sequence
 
@@ -180,6 +182,18 @@ def _make_strategy(kind: str, accelerator_count: int = 0, tpu_address: str = "")
     return tf.distribute.get_strategy()
 
 
+def is_chief(kind: str, tf_config: str | None = None) -> bool:
+    """Whether this process writes the model: always, but in a multi-worker run only the chief
+    (task "chief", or worker 0 of a cluster without one, as Vertex and the Training Operator set it)."""
+    if kind != KIND_MULTI_WORKER:
+        return True
+    config = json.loads(os.environ.get("TF_CONFIG", "{}") if tf_config is None else tf_config)
+    task, cluster = config.get("task") or {}, config.get("cluster") or {}
+    if "chief" in cluster:
+        return task.get("type") == "chief"
+    return task.get("type", "worker") == "worker" and int(task.get("index", 0)) == 0
+
+
 def _strategy_devices(strategy) -> list[str]:
     try:
         devices = list(strategy.extended.worker_devices)
@@ -214,6 +228,9 @@ def make_dataset(pattern: str, feature_spec: dict, label: str, batch_size: int,
 
     options = tf.data.Options()
     options.deterministic = True
+    # Multi-worker: each split is one file, too few to shard by file; each worker takes every
+    # n-th batch instead (the default, FILE-based, fails with "only has 1 file(s)").
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
     return ds.map(_parse).with_options(options).prefetch(tf.data.AUTOTUNE)
 
 
@@ -364,7 +381,8 @@ def raw_input_dtypes(feature_types: dict[str, str]) -> dict:
     return {c: {"int": tf.int64, "float": tf.float32, "string": tf.string}[k] for c, k in feature_types.items()}
 
 
-def export_saved_model(model, tft_output, feature_types: dict[str, str], export_dir: str) -> None:
+def export_saved_model(model, tft_output, feature_types: dict[str, str], export_dir: str,
+                       multi_worker: bool = False) -> None:
     """SavedModel with the transform graph and the three signatures of the module doc."""
     import tensorflow as tf
 
@@ -396,7 +414,9 @@ def export_saved_model(model, tft_output, feature_types: dict[str, str], export_
         SERVING_RAW: serve_raw.get_concrete_function(**raw_specs),
         TRANSFORM_FEATURES: transform_features.get_concrete_function(),
     }
-    options = tf.saved_model.SaveOptions(experimental_io_device="/job:localhost")
+    # Every worker of a multi-worker run saves (the save reads variables collectively); there the
+    # host's job is "worker", not "localhost".
+    options = None if multi_worker else tf.saved_model.SaveOptions(experimental_io_device="/job:localhost")
     model.save(export_dir, save_format="tf", signatures=signatures, options=options, include_optimizer=False)
 
 
@@ -774,6 +794,16 @@ def train(
         model = calibrated_model(model, calibrator)
     print(f"calibration: {calibration_report}", flush=True)
 
+    chief = is_chief(kind)
+    if not chief:  # saves too, to a scratch directory of its own, and leaves the model to the chief
+        scratch = tempfile.mkdtemp(prefix="train-worker-")
+        try:
+            export_saved_model(model, tft_output, feature_types, os.path.join(scratch, names.SAVED_MODEL_DIR),
+                               multi_worker=True)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+        print("not the chief worker: the chief writes the model", flush=True)
+        return {"chief": False, "strategy": kind, "replicas": replicas, "final_metrics": final}
     saved_model_dir = fio.join(model_dir, names.SAVED_MODEL_DIR)
     onnx_path = fio.join(model_dir, names.ONNX_FILE)
     info_path = fio.join(model_dir, names.MODEL_INFO_FILE)
@@ -782,10 +812,11 @@ def train(
         tf.io.gfile.remove(info_path)
     # FAILURE.json (e.g. an OnnxParityError with its figures) for run_summary.json, then re-raised
     with failure_report(model_dir):
-        export_saved_model(model, tft_output, feature_types, saved_model_dir)
+        export_saved_model(model, tft_output, feature_types, saved_model_dir, multi_worker=kind == KIND_MULTI_WORKER)
         onnx_info = _export_and_check_onnx(model, saved_model_dir, onnx_path, examples_dir, feature_types)
 
     info: dict[str, Any] = {
+        "chief": True,
         "strategy": kind,
         "devices": _strategy_devices(strategy),
         "replicas": replicas,
