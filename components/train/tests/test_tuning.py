@@ -57,9 +57,10 @@ def test_the_default_stays_when_no_trial_beats_it():
 def test_a_diverged_fit_scores_infinity_and_is_never_chosen():
     nan = tuning.Fitted(None, {"val_loss": [float("nan")]})
     assert nan.score == math.inf
-    result = tuning.tune(lambda s: fitted(s) if s == DEFAULT else nan, DEFAULT, trials=2, seed=0,
-                         progress=lambda line: None)
+    result = tuning.tune(lambda s: fitted(s) if s == DEFAULT else nan, DEFAULT, trials=6, seed=0,
+                         progress=lambda line: None)  # 4 random trials, then the Gaussian process
     assert result.best_setting == DEFAULT
+    assert len(result.record["trials"]) == 7 and all(t["val_loss"] == math.inf for t in result.record["trials"][1:])
 
 
 def test_trial_settings_from_the_space():
