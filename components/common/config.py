@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from components.common import names
+from components.common import label_kinds, names
 from components.common.errors import PipelineInputError
 from components.common.gate_policy import GatePolicy
 from components.common.rollout_policy import SCRAPE_INTERVAL_S, RolloutPolicy
@@ -41,8 +41,11 @@ class PipelineConfig:
     eval_data_uri: str = ""
     """Optional separate eval file (e.g. newer or serving-like data); default: hash split."""
     label: str = "deny"
+    label_kind: str = label_kinds.AUTO
+    """auto | binary | multiclass | regression (components/common/label_kinds.py). auto: two values
+    are binary; up to 20 integer or string values multiclass; other numbers regression."""
     label_threshold: float | None = None
-    """Numeric label: label = value > threshold. None: the label column is already binary."""
+    """Numeric label: label = value > threshold (a binary label). None: the label as it is."""
     positive_label: str = ""
     """Value of a binary label that means 1; default: yes/true/1/... or the second sorted value."""
     key_column: str = "rownames"
@@ -176,6 +179,10 @@ class PipelineConfig:
         if not 0.0 < self.validation_fraction < 1.0 or self.eval_fraction + self.validation_fraction >= 1.0:
             problems.append(f"validation_fraction must be in (0, 1) and leave train rows "
                             f"(eval_fraction + validation_fraction < 1), got {self.validation_fraction}")
+        if self.label_kind not in label_kinds.CHOICES:
+            problems.append(f"label_kind must be one of {list(label_kinds.CHOICES)}, got {self.label_kind!r}")
+        elif self.label_threshold is not None and self.label_kind not in (label_kinds.AUTO, label_kinds.BINARY):
+            problems.append(f"label_threshold makes a binary label; it cannot go with label_kind {self.label_kind!r}")
         if self.label_threshold is not None and not math.isfinite(self.label_threshold):
             problems.append(f"label_threshold must be finite, got {self.label_threshold}")
         if self.label in self.slices:

@@ -10,6 +10,7 @@ from components.common.images import PIPELINE_IMAGE
 def ingest(
     data_uri: str,
     label: str,
+    label_kind: str,
     label_threshold: str,
     positive_label: str,
     key_column: str,
@@ -31,6 +32,7 @@ def ingest(
             data_uri=data_uri,
             output_dir=examples.path,
             label=label,
+            label_kind=label_kind,
             label_threshold=threshold_or_none(label_threshold),
             positive_label=positive_label,
             key_column=key_column,
@@ -42,5 +44,6 @@ def ingest(
             drop_columns=drop_columns,
         )
     examples.metadata.update(
-        {"row_counts": result.row_counts, "data_sha256": result.data_sha256, "label": label}
+        {"row_counts": result.row_counts, "data_sha256": result.data_sha256, "label": label,
+         "label_kind": result.label_kind}
     )

@@ -5,7 +5,8 @@ The split is deterministic: the SHA-256 of a row's key (or of the whole row) pla
 below `eval_fraction` it goes to eval, in the next `validation_fraction` to validation, else to
 train, so the same row lands in the same split on every run and machine.
 Numeric columns become float/int64 features, everything else bytes; a missing value is an absent
-feature (TFDV counts it, tf.Transform imputes it). The label becomes int64 0/1.
+feature (TFDV counts it, tf.Transform imputes it). The label's kind (label_kinds.py) is inferred
+or given: a class index (int64) for binary and multiclass labels, a float for regression.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from components.common import io as fio
-from components.common import names
+from components.common import label_kinds, names
 from components.common.errors import PipelineInputError
 
 log = logging.getLogger(__name__)
@@ -39,9 +40,12 @@ class IngestResult:
     output_dir: str
     row_counts: dict[str, int]
     label_counts: dict[str, dict[str, int]]
+    """Per split: class counts (classification); mean, std, min, max (regression)."""
     column_types: dict[str, str]
     feature_columns: list[str]
     data_sha256: str
+    label_kind: str = label_kinds.BINARY
+    classes: list[str] = dataclasses.field(default_factory=list)
 
 
 def load_frame(uri: str) -> tuple[pd.DataFrame, str]:
@@ -151,48 +155,158 @@ def _coerce(frame: pd.DataFrame, types: dict[str, str], source: str) -> pd.DataF
     return out
 
 
-def binarize_label(
-    series: pd.Series, label: str, threshold: float | None, positive_label: str, source: str
-) -> tuple[pd.Series, str]:
-    """0/1 labels and a description of what 1 means."""
+@dataclasses.dataclass(frozen=True)
+class LabelEncoding:
+    """How the label column becomes the model's target: its kind, class names (class i is
+    `classes[i]`; none for regression) and a sentence saying what the target means."""
+
+    kind: str
+    classes: tuple[str, ...]
+    meaning: str
+    threshold: float | None = None
+
+    def encode(self, series: pd.Series, label: str, source: str) -> pd.Series:
+        """int64 class indices (binary, multiclass) or float64 values (regression)."""
+        if self.kind == label_kinds.REGRESSION:
+            return _numeric_label(series, label, source, "a regression label")
+        if self.threshold is not None:
+            return (_numeric_label(series, label, source, "LABEL_THRESHOLD") > self.threshold).astype("int64")
+        index = {name: i for i, name in enumerate(self.classes)}
+        text = label_strings(series)
+        if self.kind == label_kinds.BINARY:  # anything but the positive value is the negative class
+            return (text == self.classes[1]).astype("int64")
+        unknown = sorted(set(text) - set(index))
+        if unknown:
+            raise PipelineInputError(f"{source}: label {label!r} has values {unknown[:5]} that are not among "
+                                     f"the training data's classes {list(self.classes)}")
+        return text.map(index).astype("int64")
+
+
+def label_strings(series: pd.Series) -> pd.Series:
+    """Label values as class names: integral numbers without a decimal point (1.0 and 1 are "1")."""
+    if pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series):
+        return series.map(lambda v: str(int(v)) if float(v).is_integer() else repr(float(v)))
+    return series.astype(str)
+
+
+def _numeric_label(series: pd.Series, label: str, source: str, why: str) -> pd.Series:
+    numeric = pd.to_numeric(series, errors="coerce")
+    if numeric.isna().any():
+        raise PipelineInputError(f"{source}: label {label!r} must be numeric for {why}; "
+                                 f"found {series[numeric.isna()].unique()[:3].tolist()}")
+    return numeric.astype("float64")
+
+
+def _sorted_classes(series: pd.Series) -> list[str]:
+    distinct = series.drop_duplicates()
+    if pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series):
+        distinct = distinct.sort_values()
+        return label_strings(distinct).tolist()
+    return sorted(distinct.astype(str).tolist())
+
+
+def infer_label_kind(series: pd.Series, label: str, threshold: float | None, source: str) -> str:
+    """auto: a threshold or two values → binary; up to MAX_AUTO_CLASSES integer or string values →
+    multiclass; other numbers → regression."""
     if threshold is not None:
-        numeric = pd.to_numeric(series, errors="coerce")
-        if numeric.isna().any():
-            raise PipelineInputError(
-                f"{source}: label {label!r} must be numeric with LABEL_THRESHOLD; "
-                f"found {series[numeric.isna()].unique()[:3].tolist()}"
-            )
-        binary = (numeric > threshold).astype("int64")
-        meaning = f"{label} > {threshold}"
-    else:
-        values = sorted(series.astype(str).unique().tolist())
-        if len(values) > 2:
+        return label_kinds.BINARY
+    distinct = series.nunique()
+    if distinct < 2:
+        raise PipelineInputError(f"{source}: label {label!r} has a single value ({series.iloc[0]!r}), a single class; "
+                                 "there is nothing to learn")
+    if distinct == 2:
+        return label_kinds.BINARY
+    numeric = pd.to_numeric(series, errors="coerce")
+    if numeric.notna().all():
+        integral = bool(np.all(np.mod(numeric.to_numpy(dtype=np.float64), 1.0) == 0.0))
+        if integral and distinct <= label_kinds.MAX_AUTO_CLASSES:
+            return label_kinds.MULTICLASS
+        return label_kinds.REGRESSION
+    if distinct <= label_kinds.MAX_AUTO_CLASSES:
+        return label_kinds.MULTICLASS
+    raise PipelineInputError(
+        f"{source}: label {label!r} has {distinct} distinct non-numeric values "
+        f"({sorted(series.astype(str).unique())[:5]}...), more than the {label_kinds.MAX_AUTO_CLASSES} "
+        "classes label_kind=auto accepts; set LABEL_KIND=multiclass if they are classes")
+
+
+def label_encoding(series: pd.Series, label: str, kind: str, threshold: float | None,
+                   positive_label: str, source: str) -> LabelEncoding:
+    """The label's kind (inferred for "auto") and encoding, checked against the data: a binary label
+    with other than two values, a class with fewer than MIN_CLASS_ROWS rows, or a numeric label with
+    no variance is an error saying what to change."""
+    if kind == label_kinds.AUTO:
+        kind = infer_label_kind(series, label, threshold, source)
+    label_kinds.check_kind(kind)
+    if kind == label_kinds.REGRESSION:
+        values = _numeric_label(series, label, source, "a regression label")
+        if not values.std() > 0:
+            raise PipelineInputError(f"{source}: regression label {label!r} has no variance (every row is "
+                                     f"{values.iloc[0]:g}); there is nothing to learn")
+        return LabelEncoding(kind, (), f"{label} (a number: mean {values.mean():.4g}, sd {values.std():.4g})")
+    if threshold is not None:
+        if kind != label_kinds.BINARY:
+            raise PipelineInputError(f"{source}: LABEL_THRESHOLD makes a binary label, not a {kind} one")
+        _numeric_label(series, label, source, "LABEL_THRESHOLD")
+        encoding = LabelEncoding(kind, (f"{label} <= {threshold}", f"{label} > {threshold}"),
+                                 f"{label} > {threshold}", threshold)
+    elif kind == label_kinds.BINARY:
+        values = _sorted_classes(series)
+        if len(values) != 2:
             raise PipelineInputError(
                 f"{source}: label {label!r} has {len(values)} distinct values ({values[:5]}...); "
-                "binary classification needs two (use LABEL_THRESHOLD=x for a numeric label)"
-            )
+                "binary classification needs two (use LABEL_THRESHOLD=x for a numeric label, "
+                "or LABEL_KIND=multiclass / regression)")
         if positive_label:
             positive = str(positive_label)
             if positive not in values:
-                raise PipelineInputError(
-                    f"{source}: positive label {positive!r} not among label values {values}"
-                )
+                raise PipelineInputError(f"{source}: positive label {positive!r} not among label values {values}")
         else:
             words = [v for v in values if v.strip().lower() in POSITIVE_WORDS]
             positive = words[0] if len(words) == 1 else values[-1]
-        binary = (series.astype(str) == positive).astype("int64")
-        meaning = f"{label} == {positive!r}"
-    return binary, meaning
-
-
-def _check_classes(labels: pd.Series, where: str, source: str) -> None:
-    classes = labels.nunique()
-    if classes < 2:
-        only = int(labels.iloc[0]) if len(labels) else None
+        negative = next(v for v in values if v != positive)
+        encoding = LabelEncoding(kind, (negative, positive), f"{label} == {positive!r}")
+    else:
+        classes = _sorted_classes(series)
+        if len(classes) < 2:
+            raise PipelineInputError(f"{source}: label {label!r} has a single class; a classifier needs two or more")
+        encoding = LabelEncoding(kind, tuple(classes), f"{label}: " + ", ".join(
+            f"{i} = {name!r}" for i, name in enumerate(classes)))
+    counts = encoding.encode(series, label, source).value_counts()
+    rare = {encoding.classes[i]: int(counts.get(i, 0)) for i in range(len(encoding.classes))
+            if counts.get(i, 0) < label_kinds.MIN_CLASS_ROWS}
+    if rare:
         raise PipelineInputError(
-            f"{source}: the label has a single class ({only}) in the {where}; "
-            "a classifier needs both classes"
-        )
+            f"{source}: label {label!r} has classes with fewer than {label_kinds.MIN_CLASS_ROWS} rows {rare}; "
+            "they can be neither learned nor judged (merge or drop them)")
+    return encoding
+
+
+def _check_split_labels(labels: pd.Series, encoding: LabelEncoding, split: str, source: str) -> None:
+    """The train split needs every class (or, for regression, some variance); the others two or more."""
+    if encoding.kind == label_kinds.REGRESSION:
+        if labels.nunique() < 2:
+            raise PipelineInputError(f"{source}: the regression label has a single value in the {split} split; "
+                                     "use more rows or other eval/validation fractions")
+        return
+    present = set(labels.unique().tolist())
+    needed = set(range(len(encoding.classes))) if split == names.TRAIN else None
+    if needed and needed - present:
+        missing = [encoding.classes[i] for i in sorted(needed - present)]
+        raise PipelineInputError(f"{source}: the train split has no rows of classes {missing}; "
+                                 "a classifier needs every class in training")
+    if len(present) < 2:
+        only = encoding.classes[int(labels.iloc[0])] if len(labels) else None
+        raise PipelineInputError(f"{source}: the label has a single class ({only!r}) in the {split} split; "
+                                 "a classifier needs two or more")
+
+
+def label_summary(labels: pd.Series, kind: str) -> dict:
+    """Class counts (classification) or mean/sd/min/max (regression) of one split's labels."""
+    if kind == label_kinds.REGRESSION:
+        return {"mean": float(labels.mean()), "std": float(labels.std()),
+                "min": float(labels.min()), "max": float(labels.max())}
+    return {str(k): int(v) for k, v in labels.value_counts().sort_index().items()}
 
 
 def split_buckets(frame: pd.DataFrame, key_column: str) -> np.ndarray:
@@ -260,6 +374,7 @@ def ingest(
     data_uri: str,
     output_dir: str,
     label: str,
+    label_kind: str = label_kinds.AUTO,
     label_threshold: float | None = None,
     positive_label: str = "",
     key_column: str = "",
@@ -301,13 +416,13 @@ def ingest(
         log.warning("dropping %d rows with no label", int(unlabeled.sum()))
         frame = frame[~unlabeled].reset_index(drop=True)
 
-    labels, label_meaning = binarize_label(frame[label], label, label_threshold, positive_label, data_uri)
-    _check_classes(labels, "data", data_uri)
+    encoding = label_encoding(frame[label], label, label_kind, label_threshold, positive_label, data_uri)
+    labels = encoding.encode(frame[label], label, data_uri)
     features = frame.drop(columns=[label])
     types = infer_column_types(features, data_uri)
     features = _coerce(features, types, data_uri)
     frame = features.assign(**{label: labels})
-    types[label] = "int"
+    types[label] = "float" if encoding.kind == label_kinds.REGRESSION else "int"
 
     if eval_data_uri:
         eval_frame, eval_sha256 = load_frame(eval_data_uri)
@@ -319,7 +434,7 @@ def ingest(
         eval_frame = eval_frame[eval_frame[label].notna()].reset_index(drop=True)
         if eval_frame.empty:
             raise PipelineInputError(f"{eval_data_uri}: no labelled rows")
-        eval_labels, _ = binarize_label(eval_frame[label], label, label_threshold, positive_label, eval_data_uri)
+        eval_labels = encoding.encode(eval_frame[label], label, eval_data_uri)
         eval_frame = _coerce(eval_frame.drop(columns=[label]), {c: t for c, t in types.items() if c != label}, eval_data_uri)
         splits = assign_splits(frame, key_column, 0.0, validation_fraction)
         splits[names.EVAL] = eval_frame.assign(**{label: eval_labels})
@@ -329,7 +444,7 @@ def ingest(
     for split, part in splits.items():
         if part.empty:
             raise PipelineInputError(f"{data_uri}: the {split} split is empty; use more rows or other eval/validation fractions")
-        _check_classes(part[label], f"{split} split", data_uri)
+        _check_split_labels(part[label], encoding, split, data_uri)
 
     for split, part in splits.items():
         write_split(part, types, fio.join(output_dir, split))
@@ -342,16 +457,18 @@ def ingest(
     result = IngestResult(
         output_dir=output_dir,
         row_counts={s: int(len(p)) for s, p in splits.items()},
-        label_counts={s: {str(k): int(v) for k, v in p[label].value_counts().sort_index().items()} for s, p in splits.items()},
+        label_counts={s: label_summary(p[label], encoding.kind) for s, p in splits.items()},
         column_types=types,
         feature_columns=feature_columns,
         data_sha256=data_sha256,
+        label_kind=encoding.kind,
+        classes=list(encoding.classes),
     )
     metadata = dataclasses.asdict(result) | {
         "source": data_uri,
         "eval_source": eval_data_uri,
         "label": label,
-        "label_meaning": label_meaning,
+        "label_meaning": encoding.meaning,
         "key_column": key_column,
         "slices": slices,
     }

