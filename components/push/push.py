@@ -21,7 +21,7 @@ import uuid
 from importlib import metadata as importlib_metadata
 
 from components.common import io as fio
-from components.common import names
+from components.common import label_kinds, names
 from components.common.errors import PipelineInputError
 from components.push import model_card, registry
 
@@ -120,6 +120,8 @@ def _data_record(examples_metadata: dict) -> dict:
         "row_counts": examples_metadata.get("row_counts"),
         "label": examples_metadata.get("label"),
         "label_meaning": examples_metadata.get("label_meaning"),
+        "label_kind": examples_metadata.get("label_kind", label_kinds.BINARY),
+        "classes": examples_metadata.get("classes", []),
     }
 
 

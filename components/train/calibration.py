@@ -12,6 +12,10 @@ maps the corrected logit to a probability:
 
 The calibrator is built from plain Dense/ReLU layers on top of the model's logit, so the exported
 SavedModel and the ONNX model return calibrated scores with no extra serving step.
+
+Multi-class labels get temperature scaling (Guo et al. 2017): softmax((z + s) / T), one parameter
+T fitted on validation by log-loss, after the prior-shift correction s_c = log(w_0 / w_c) of class
+weights; auto and platt mean it there, isotonic is binary only.
 """
 
 from __future__ import annotations
@@ -97,6 +101,88 @@ def fit(logits: np.ndarray, labels: np.ndarray, method: str, shift: float) -> Ca
                                 y_max=1.0 - PROBABILITY_EPSILON).fit(z, y)
     knots, values = _distinct_knots(fitted.X_thresholds_, fitted.y_thresholds_)
     return Calibrator(METHOD_ISOTONIC, shift, knots=[float(v) for v in knots], values=[float(v) for v in values])
+
+
+METHOD_TEMPERATURE = "temperature"
+
+
+@dataclasses.dataclass
+class SoftmaxCalibrator:
+    method: str
+    temperature: float
+    prior_shifts: list[float]
+    """Added to each class's logit before dividing by the temperature (0s without class weights)."""
+
+    def apply(self, logits: np.ndarray) -> np.ndarray:
+        return softmax((np.asarray(logits, dtype=np.float64) + np.asarray(self.prior_shifts)) / self.temperature)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def softmax(z: np.ndarray) -> np.ndarray:
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def prior_shifts(class_weights: dict[int, float] | None, n_classes: int) -> list[float]:
+    """Per-class logit corrections for training with `class_weights` (softmax ignores a common
+    constant, so log(w_0 / w_c) undoes the weights' prior shift)."""
+    if not class_weights:
+        return [0.0] * n_classes
+    return [math.log(class_weights[0] / class_weights[c]) for c in range(n_classes)]
+
+
+def fit_softmax(logits: np.ndarray, labels: np.ndarray, method: str, shifts: list[float]) -> SoftmaxCalibrator:
+    """Temperature scaling fitted on validation (auto/platt/temperature), or T = 1 (none)."""
+    from scipy.optimize import minimize_scalar
+
+    if method not in (*METHODS, METHOD_TEMPERATURE):
+        raise PipelineInputError(f"calibration method must be one of {list(METHODS)}, got {method!r}")
+    if method == METHOD_ISOTONIC:
+        raise PipelineInputError("isotonic calibration needs a binary label; multi-class labels get "
+                                 "temperature scaling (calibration_method auto)")
+    if method == METHOD_NONE:
+        return SoftmaxCalibrator(METHOD_NONE, 1.0, list(shifts))
+    z = np.asarray(logits, dtype=np.float64) + np.asarray(shifts)
+    y = np.asarray(labels).ravel().astype(int)
+
+    def log_loss_at(log_t: float) -> float:
+        return multiclass_log_loss(softmax(z / math.exp(log_t)), y)
+
+    best = minimize_scalar(log_loss_at, bounds=(-3.0, 3.0), method="bounded")  # T in [0.05, 20]
+    return SoftmaxCalibrator(METHOD_TEMPERATURE, float(math.exp(best.x)), list(shifts))
+
+
+def multiclass_log_loss(probabilities: np.ndarray, labels: np.ndarray) -> float:
+    p = np.clip(probabilities[np.arange(len(labels)), labels], 1e-12, 1.0)
+    return float(-np.mean(np.log(p)))
+
+
+def multiclass_summary(probabilities: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+    """Accuracy, the top-class confidence's ECE, the multi-class Brier score and log-loss."""
+    p = np.asarray(probabilities, dtype=np.float64)
+    y = np.asarray(labels).ravel().astype(int)
+    top = p.argmax(axis=1)
+    onehot = np.eye(p.shape[1])[y]
+    return {
+        "accuracy": float(np.mean(top == y)),
+        "expected_calibration_error": expected_calibration_error(p.max(axis=1), (top == y).astype(np.float64)),
+        "brier_score": float(np.mean(np.sum((p - onehot) ** 2, axis=1))),
+        "log_loss": multiclass_log_loss(p, y),
+    }
+
+
+def softmax_layers(calibrator: SoftmaxCalibrator, logit, name: str):
+    """softmax((z + s) / T) as a fixed Dense layer and a Softmax named `name`."""
+    import tf_keras as keras
+
+    k = len(calibrator.prior_shifts)
+    t = float(calibrator.temperature)
+    scaled = keras.layers.Dense(k, trainable=False, name=f"{name}_temperature",
+                                kernel_initializer=keras.initializers.Constant(np.eye(k) / t),
+                                bias_initializer=keras.initializers.Constant(np.asarray(calibrator.prior_shifts) / t))(logit)
+    return keras.layers.Softmax(name=name)(scaled)
 
 
 def expected_calibration_error(probabilities: np.ndarray, labels: np.ndarray, bins: int = ECE_BINS) -> float:

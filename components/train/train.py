@@ -1,24 +1,27 @@
-"""Train: a Keras (Keras 2 / tf-keras) binary classifier over tf.Transform outputs, exported with
-the transform graph as one SavedModel plus an ONNX file checked for parity.
+"""Train: a Keras (Keras 2 / tf-keras) model over tf.Transform outputs for the label's kind (a
+binary or multi-class classifier, or a regressor: heads.py), exported with the transform graph as
+one SavedModel plus an ONNX file checked for parity.
 
 Model: z-scored numeric features (with numeric_buckets, also one-hot encodings of their decile
 bucket ids) concatenated with one-hot encodings (embeddings for more than ONE_HOT_MAX values) of the
 vocabulary ids of string features
 → Dense(relu) hidden layers (L2-penalised, optionally with dropout) → a logit, plus (linear_path,
-wide & deep) a linear logit over the same features → a calibrated "probability".
+wide & deep) a linear logit over the same features → the kind's output: a calibrated
+"probability" (binary), calibrated class "probabilities" (multiclass, temperature scaling) or a
+"value" (regression).
 With tuning_trials, KerasTuner chooses hidden units, learning rate and dropout on the validation
 split first (tuning.py).
 Class imbalance: the calibrator handles the prior; optionally (class_weighting) Keras class weights
-n / (2 * n_class) from the train label counts, whose prior shift is undone before calibration.
+n / (K * n_class) from the train label counts, whose prior shift is undone before calibration.
 Early stopping watches the validation loss; a calibrator (calibration.py) fitted on validation then
 replaces the sigmoid in the exported model, so served scores are calibrated probabilities. The
 eval split is never seen here except by the ONNX parity check.
 
-Export contract (`<model_dir>/saved_model`):
+Export contract (`<model_dir>/saved_model`), OUTPUT = the kind's output name (label_kinds.py):
   serving_default     examples: tf.string [None] serialized RAW tf.Example (label ignored)
-                      → {"probability": float32 [None, 1]}
+                      → {OUTPUT: float32 [None, 1] ("probability", "value") or [None, K] ("probabilities")}
   serving_raw         one [None] tensor per raw feature column (float32 / int64 / string)
-                      → {"probability": float32 [None, 1]}
+                      → the same
                       Missing values (RAW_MISSING): NaN for floats and INT_MISSING (int64 min)
                       for ints become absent features, so the transform imputes the train mean
                       exactly as for a tf.Example without the feature; a missing string is passed
@@ -43,10 +46,10 @@ import time
 from typing import Any, Sequence
 
 from components.common import io as fio
-from components.common import names
+from components.common import label_kinds, names
 from components.common.errors import PipelineInputError
 from components.common.failures import failure_report
-from components.train import calibration, tuning
+from components.train import calibration, heads, tuning
 from components.ingest.ingest import read_metadata, split_path
 from components.transform.transform import (
     MISSING_STRING,
@@ -61,8 +64,8 @@ from components.transform.transform import (
 
 log = logging.getLogger(__name__)
 
-PROBABILITY = "probability"
-LOGIT = "logit"
+PROBABILITY = "probability"  # the binary output (label_kinds.OUTPUT_NAMES has every kind's)
+LOGIT = heads.LOGIT
 SERVING_DEFAULT = "serving_default"
 SERVING_RAW = "serving_raw"
 TRANSFORM_FEATURES = "transform_features"
@@ -234,15 +237,6 @@ def make_dataset(pattern: str, feature_spec: dict, label: str, batch_size: int,
     return ds.map(_parse).with_options(options).prefetch(tf.data.AUTOTUNE)
 
 
-def class_weights(label_counts: dict[str, int]) -> dict[int, float]:
-    """n / (2 * n_c) per class: each class weighs half of the loss."""
-    counts = {int(k): int(v) for k, v in label_counts.items()}
-    total = sum(counts.values())
-    if len(counts) != 2 or min(counts.values()) == 0:
-        raise PipelineInputError(f"the train split needs both classes, got label counts {counts}")
-    return {c: total / (2.0 * n) for c, n in sorted(counts.items())}
-
-
 def _count_labels(dataset) -> dict[str, int]:
     import numpy as np
 
@@ -267,11 +261,11 @@ def embedding_dim(size: int) -> int:
 def build_model(feature_types: dict[str, str], vocab_sizes: dict[str, int],
                 hidden_units: Sequence[int], learning_rate: float, seed: int,
                 numeric_buckets: bool = False, l2_regularization: float = 0.0,
-                linear_path: bool = False, dropout: float = 0.0):
+                linear_path: bool = False, dropout: float = 0.0, head: heads.Head = heads.Head("binary")):
     """Functional Keras 2 model over the transformed features (one [None] input per feature);
     numeric_buckets adds each numeric feature's decile one-hot beside its z-score, l2_regularization
     an L2 penalty on the hidden kernels, dropout a Dropout after each hidden layer, linear_path a
-    linear logit over the features (wide & deep)."""
+    linear logit over the features (wide & deep); `head` the kind's output, loss and metric."""
     import tensorflow as tf
     import tf_keras as keras
 
@@ -314,21 +308,16 @@ def build_model(feature_types: dict[str, str], vocab_sizes: dict[str, int],
         if dropout:
             x = keras.layers.Dropout(dropout, seed=seed + i + 1, name=f"dropout_{i}")(x)
     deep = keras.layers.Dense(
-        1, name="deep_logit" if linear_path else LOGIT,
+        head.units, name="deep_logit" if linear_path else LOGIT,
         kernel_initializer=keras.initializers.GlorotUniform(seed=seed + 1000),
     )(x)
     if linear_path:  # starts as the deep logit alone: the linear weights start at zero
-        linear = keras.layers.Dense(1, name="linear_logit", kernel_initializer="zeros")(features)
+        linear = keras.layers.Dense(head.units, name="linear_logit", kernel_initializer="zeros")(features)
         logit = keras.layers.Add(name=LOGIT)([deep, linear])
     else:
         logit = deep
-    out = keras.layers.Activation("sigmoid", name=PROBABILITY)(logit)
-    model = keras.Model(inputs=inputs, outputs=out, name="classifier")
-    model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate=learning_rate),
-        loss=keras.losses.BinaryCrossentropy(),
-        metrics=[keras.metrics.AUC(name="auc")],
-    )
+    model = keras.Model(inputs=inputs, outputs=head.output(logit), name=head.kind)
+    head.compile(model, learning_rate)
     return model
 
 
@@ -382,7 +371,7 @@ def raw_input_dtypes(feature_types: dict[str, str]) -> dict:
 
 
 def export_saved_model(model, tft_output, feature_types: dict[str, str], export_dir: str,
-                       multi_worker: bool = False) -> None:
+                       multi_worker: bool = False, output_name: str = PROBABILITY) -> None:
     """SavedModel with the transform graph and the three signatures of the module doc."""
     import tensorflow as tf
 
@@ -395,7 +384,7 @@ def export_saved_model(model, tft_output, feature_types: dict[str, str], export_
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=EXAMPLES_INPUT)])
     def serve_examples(examples):
         transformed = _transform(tf.io.parse_example(examples, raw_spec))
-        return {PROBABILITY: model(_model_inputs(model, transformed), training=False)}
+        return {output_name: model(_model_inputs(model, transformed), training=False)}
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=EXAMPLES_INPUT)])
     def transform_features(examples):
@@ -406,7 +395,7 @@ def export_saved_model(model, tft_output, feature_types: dict[str, str], export_
     def serve_raw(**features):
         sparse = {c: _raw_to_sparse(features[c], k) for c, k in feature_types.items()}
         transformed = _transform(sparse)
-        return {PROBABILITY: model(_model_inputs(model, transformed), training=False)}
+        return {output_name: model(_model_inputs(model, transformed), training=False)}
 
     raw_specs = {c: tf.TensorSpec([None], d, name=c) for c, d in raw_input_dtypes(feature_types).items()}
     signatures = {
@@ -600,8 +589,9 @@ def _read_raw_columns(examples_dir: str, feature_types: dict[str, str]) -> tuple
 
 def check_onnx_parity(onnx_path: str, saved_model_dir: str, examples_dir: str,
                       feature_types: dict[str, str], onnx_inputs: str,
-                      tolerance: float = ONNX_TOLERANCE) -> dict:
-    """Max |p_savedmodel - p_onnx| over the whole eval split; OnnxParityError if above tolerance."""
+                      tolerance: float = ONNX_TOLERANCE, output_name: str = PROBABILITY) -> dict:
+    """Max |p_savedmodel - p_onnx| over the whole eval split (every output of every row);
+    OnnxParityError if above tolerance."""
     import numpy as np
     import onnxruntime as ort
     import tensorflow as tf
@@ -610,7 +600,7 @@ def check_onnx_parity(onnx_path: str, saved_model_dir: str, examples_dir: str,
     records, raw = _read_raw_columns(examples_dir, feature_types)
     if not records:
         raise RuntimeError("ONNX parity check: the eval split has no rows to compare")
-    expected = loaded.signatures[SERVING_DEFAULT](examples=tf.constant(records))[PROBABILITY].numpy()
+    expected = loaded.signatures[SERVING_DEFAULT](examples=tf.constant(records))[output_name].numpy()
     session = ort.InferenceSession(onnx_path, providers=["CPUExecutionProvider"])
     if onnx_inputs == "raw":
         feeds = raw
@@ -641,23 +631,36 @@ def check_onnx_parity(onnx_path: str, saved_model_dir: str, examples_dir: str,
 
 
 def _predict(model, dataset):
-    """(model outputs, labels) over a dataset as flat float64 arrays."""
+    """(model outputs [N, units], labels [N]) over a dataset as float64 arrays."""
     import numpy as np
 
     outputs, labels = [], []
     for features, target in dataset:
-        outputs.append(model(features, training=False).numpy().ravel())
+        out = model(features, training=False).numpy()
+        outputs.append(out.reshape(len(out), -1))
         labels.append(target.numpy().ravel())
     return np.concatenate(outputs).astype(np.float64), np.concatenate(labels).astype(np.float64)
 
 
-def _fit_calibrator(model, validation_ds, method: str, weights: dict[int, float]):
-    """The calibrator fitted on validation, and its figures before and after (calibration.py)."""
+def _fit_calibrator(model, validation_ds, method: str, weights: dict[int, float], head: heads.Head):
+    """The calibrator fitted on validation, and its figures before and after (calibration.py);
+    (None, None) for a regression head: its mean's calibration is judged by evaluate."""
     import numpy as np
     import tf_keras as keras
 
+    if head.kind == label_kinds.REGRESSION:
+        return None, None
     logit_model = keras.Model(model.inputs, model.get_layer(LOGIT).output)
     logits, labels = _predict(logit_model, validation_ds)
+    if head.kind == label_kinds.MULTICLASS:
+        softmax = calibration.fit_softmax(logits, labels, method, calibration.prior_shifts(weights, head.units))
+        return softmax, {
+            **softmax.to_dict(), "requested": method, "fitted_on": names.VALIDATION, "rows": int(len(labels)),
+            "before": calibration.multiclass_summary(calibration.softmax(logits), labels),
+            "after": calibration.multiclass_summary(softmax.apply(logits), labels),
+            "decision_threshold": None,  # the predicted class is the most probable one
+        }
+    logits = logits[:, 0]
     calibrator = calibration.fit(logits, labels, method, calibration.prior_shift(weights))
     raw = 1.0 / (1.0 + np.exp(-logits))
     calibrated = calibrator.apply(logits)
@@ -673,13 +676,20 @@ def _fit_calibrator(model, validation_ds, method: str, weights: dict[int, float]
     return calibrator, report
 
 
-def calibrated_model(model, calibrator: calibration.Calibrator):
-    """The trained model with its sigmoid replaced by the calibrator, output named PROBABILITY."""
+def calibrated_model(model, calibrator, head: heads.Head):
+    """The trained model with its sigmoid (softmax) replaced by the calibrator, the output named by
+    the kind; a regression model (no calibrator) as it is."""
     import tf_keras as keras
 
-    head = calibration.calibration_layers(calibrator, model.get_layer(LOGIT).output, PROBABILITY)
-    calibrated = keras.Model(model.inputs, head, name="calibrated_classifier")
-    calibrated.compile(loss=keras.losses.BinaryCrossentropy(), metrics=[keras.metrics.AUC(name="auc")])
+    if calibrator is None:
+        return model
+    logit = model.get_layer(LOGIT).output
+    if head.kind == label_kinds.MULTICLASS:
+        out = calibration.softmax_layers(calibrator, logit, head.output_name)
+    else:
+        out = calibration.calibration_layers(calibrator, logit, head.output_name)
+    calibrated = keras.Model(model.inputs, out, name=f"calibrated_{head.kind}")
+    head.compile(calibrated)
     return calibrated
 
 
@@ -720,6 +730,7 @@ def train(
     tuning.validate_trials(tuning_trials, multi_worker)
     metadata = read_metadata(examples_dir)
     label = metadata["label"]
+    head = heads.head_for(metadata)
     feature_types = feature_types_from_metadata(metadata)
     tft_output = tft.TFTransformOutput(transform_graph_dir)
     spec = dict(tft_output.transformed_feature_spec())
@@ -742,7 +753,7 @@ def train(
         keras.utils.set_random_seed(seed)  # every fit, a trial's included, starts from the same seed
         with strategy.scope():
             return build_model(feature_types, vocab_sizes, setting.hidden_units, setting.learning_rate, seed,
-                               numeric_buckets, l2_regularization, linear_path, setting.dropout)
+                               numeric_buckets, l2_regularization, linear_path, setting.dropout, head)
 
     default = tuning.Setting.of_values(hidden_units, learning_rate, dropout)
     model = build(default)
@@ -753,11 +764,12 @@ def train(
         for split in names.SPLITS
     }
     train_ds, validation_ds = datasets[names.TRAIN], datasets[names.VALIDATION]
-    label_counts = metadata.get("label_counts", {}).get(names.TRAIN) or _count_labels(train_ds)
-    balanced = class_weights(label_counts)  # also refuses a train split without both classes
-    weights = balanced if class_weighting else None
-    print(f"strategy={kind} replicas={replicas} devices={_strategy_devices(strategy)} "
-          f"class_weights={weights}", flush=True)
+    weights = None
+    if class_weighting:
+        label_counts = metadata.get("label_counts", {}).get(names.TRAIN) or _count_labels(train_ds)
+        weights = heads.class_weights(head, label_counts)  # also refuses a train split missing a class
+    print(f"label={label} ({head.kind}) strategy={kind} replicas={replicas} "
+          f"devices={_strategy_devices(strategy)} class_weights={weights}", flush=True)
 
     def fit(model, progress: bool) -> tuning.Fitted:
         # Early stopping (and calibration, tuning) watch the validation split; eval is left to the
@@ -785,13 +797,13 @@ def train(
     train_seconds = time.monotonic() - started
     final = {}
     for split, ds in datasets.items():
-        loss, auc = model.evaluate(ds, verbose=0)
-        final[f"{split}_loss"], final[f"{split}_auc"] = float(loss), float(auc)
+        loss, figure = model.evaluate(ds, verbose=0)
+        final[f"{split}_loss"], final[f"{split}_{head.metric_name}"] = float(loss), float(figure)
     print(f"final: {final}", flush=True)
 
-    calibrator, calibration_report = _fit_calibrator(model, validation_ds, calibration_method, weights)
+    calibrator, calibration_report = _fit_calibrator(model, validation_ds, calibration_method, weights, head)
     with strategy.scope():
-        model = calibrated_model(model, calibrator)
+        model = calibrated_model(model, calibrator, head)
     print(f"calibration: {calibration_report}", flush=True)
 
     chief = is_chief(kind)
@@ -799,7 +811,7 @@ def train(
         scratch = tempfile.mkdtemp(prefix="train-worker-")
         try:
             export_saved_model(model, tft_output, feature_types, os.path.join(scratch, names.SAVED_MODEL_DIR),
-                               multi_worker=True)
+                               multi_worker=True, output_name=head.output_name)
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
         print("not the chief worker: the chief writes the model", flush=True)
@@ -812,8 +824,10 @@ def train(
         tf.io.gfile.remove(info_path)
     # FAILURE.json (e.g. an OnnxParityError with its figures) for run_summary.json, then re-raised
     with failure_report(model_dir):
-        export_saved_model(model, tft_output, feature_types, saved_model_dir, multi_worker=kind == KIND_MULTI_WORKER)
-        onnx_info = _export_and_check_onnx(model, saved_model_dir, onnx_path, examples_dir, feature_types)
+        export_saved_model(model, tft_output, feature_types, saved_model_dir, multi_worker=kind == KIND_MULTI_WORKER,
+                           output_name=head.output_name)
+        onnx_info = _export_and_check_onnx(model, saved_model_dir, onnx_path, examples_dir, feature_types,
+                                           head.output_name)
 
     info: dict[str, Any] = {
         "chief": True,
@@ -829,7 +843,7 @@ def train(
         "class_weights": {str(k): v for k, v in weights.items()} if weights else None,
         "calibration": calibration_report,
         # evaluate's default decision threshold (decision_threshold 0): chosen on validation
-        "decision_threshold": calibration_report["decision_threshold"],
+        "decision_threshold": (calibration_report or {}).get("decision_threshold"),
         "parameters": {"epochs": epochs, "batch_size": batch_size, "learning_rate": learning_rate,
                        "hidden_units": [int(u) for u in hidden_units], "seed": seed,
                        "accelerator_type": accelerator_type, "accelerator_count": accelerator_count,
@@ -842,8 +856,11 @@ def train(
         "raw_feature_types": feature_types,
         "raw_missing_values": {c: RAW_MISSING[k] for c, k in feature_types.items()},
         "label": label,
-        "signatures": {SERVING_DEFAULT: {"inputs": [EXAMPLES_INPUT], "outputs": [PROBABILITY]},
-                       SERVING_RAW: {"inputs": list(feature_types), "outputs": [PROBABILITY]},
+        "label_kind": head.kind,
+        "classes": list(head.classes),
+        "output": head.output_name,
+        "signatures": {SERVING_DEFAULT: {"inputs": [EXAMPLES_INPUT], "outputs": [head.output_name]},
+                       SERVING_RAW: {"inputs": list(feature_types), "outputs": [head.output_name]},
                        TRANSFORM_FEATURES: {"inputs": [EXAMPLES_INPUT], "outputs": sorted(model.input_names)}},
         "tensorflow_version": tf.__version__,
     }
@@ -852,7 +869,7 @@ def train(
 
 
 def _export_and_check_onnx(model, saved_model_dir: str, onnx_path: str, examples_dir: str,
-                           feature_types: dict[str, str]) -> dict:
+                           feature_types: dict[str, str], output_name: str = PROBABILITY) -> dict:
     """Raw-feature ONNX if tf2onnx can convert the transform, else the model over transformed inputs.
 
     Only OnnxConversionError of the raw form falls back (its reason goes into the result as
@@ -874,12 +891,12 @@ def _export_and_check_onnx(model, saved_model_dir: str, onnx_path: str, examples
         export_onnx_transformed(model, onnx_path)
     try:
         parity = check_onnx_parity(onnx_path, saved_model_dir, examples_dir, feature_types, inputs,
-                                   tolerance=ONNX_TOLERANCE)
+                                   tolerance=ONNX_TOLERANCE, output_name=output_name)
     except OnnxParityError:
         if tf.io.gfile.exists(onnx_path):
             tf.io.gfile.remove(onnx_path)
         raise
-    info = {"inputs": inputs, "opset": ONNX_OPSET, "output": PROBABILITY, **parity}
+    info = {"inputs": inputs, "opset": ONNX_OPSET, "output": output_name, **parity}
     if reason:
         info["raw_export_error"] = reason
     print(f"onnx: {info}", flush=True)

@@ -6,7 +6,7 @@ Everything is derived from the ingest metadata.json (column types, label, featur
   values, then `x` = z-score and `x_bucket` = decile bucket id (int64 in [0, NUM_BUCKETS)).
 * string feature `s` → missing values become "__missing__", then `s` = vocabulary id (int64; the
   vocabulary file is named `s`, ids >= vocabulary size are the one out-of-vocabulary bucket).
-* the label is passed through as int64.
+* the label is passed through: int64 (a class index) or float32 (a regression target).
 
 Key and slice columns are not model inputs and are not transformed. One Beam pipeline analyses
 train and transforms every split; `beam_args` choose the runner (DirectRunner locally,
@@ -48,8 +48,9 @@ def feature_types_from_metadata(metadata: dict) -> dict[str, str]:
     return {c: types[c] for c in metadata["feature_columns"]}
 
 
-def raw_feature_spec(feature_types: dict[str, str], label: str | None = None) -> dict:
-    """Parsing spec of raw examples: every feature VarLen (values may be absent), label int64."""
+def raw_feature_spec(feature_types: dict[str, str], label: str | None = None, label_type: str = "int") -> dict:
+    """Parsing spec of raw examples: every feature VarLen (values may be absent), the label fixed
+    (int64 class index, or float32 for a regression label)."""
     import tensorflow as tf
 
     dtypes = {"int": tf.int64, "float": tf.float32, "string": tf.string}
@@ -59,7 +60,7 @@ def raw_feature_spec(feature_types: dict[str, str], label: str | None = None) ->
             raise PipelineInputError(f"column {column!r} has unknown type {kind!r}")
         spec[column] = tf.io.VarLenFeature(dtypes[kind])
     if label:
-        spec[label] = tf.io.FixedLenFeature([], tf.int64)
+        spec[label] = tf.io.FixedLenFeature([], dtypes[label_type])
     return spec
 
 
@@ -81,7 +82,7 @@ def _to_dense(x, default_value):
     return tf.squeeze(dense, axis=1)
 
 
-def make_preprocessing_fn(feature_types: dict[str, str], label: str) -> Callable[[dict], dict]:
+def make_preprocessing_fn(feature_types: dict[str, str], label: str, label_type: str = "int") -> Callable[[dict], dict]:
     """The tf.Transform preprocessing_fn for these raw feature types (see the module doc)."""
 
     def preprocessing_fn(inputs: dict) -> dict:
@@ -107,7 +108,7 @@ def make_preprocessing_fn(feature_types: dict[str, str], label: str) -> Callable
                 outputs[column] = tft.compute_and_apply_vocabulary(
                     dense, num_oov_buckets=NUM_OOV_BUCKETS, vocab_filename=column, name=f"{column}_vocab"
                 )
-        outputs[label] = tf.cast(inputs[label], tf.int64)
+        outputs[label] = tf.cast(inputs[label], tf.float32 if label_type == "float" else tf.int64)
         return outputs
 
     return preprocessing_fn
@@ -135,7 +136,8 @@ def run_transform(
     metadata = read_metadata(examples_dir)
     label = metadata["label"]
     feature_types = feature_types_from_metadata(metadata)
-    spec = raw_feature_spec(feature_types, label)
+    label_type = metadata["column_types"][label]
+    spec = raw_feature_spec(feature_types, label, label_type)
     schema = schema_utils.schema_from_feature_spec(spec)
     for split in names.SPLITS:
         if not fio.exists(split_path(examples_dir, split)):
@@ -146,7 +148,7 @@ def run_transform(
     # Dataflow workers can reach), else a local temporary directory (DirectRunner).
     temp_dir = temp_dir or options.view_as(GoogleCloudOptions).temp_location or tempfile.mkdtemp(prefix="tft-")
     fio.makedirs(transform_graph_dir)
-    preprocessing_fn = make_preprocessing_fn(feature_types, label)
+    preprocessing_fn = make_preprocessing_fn(feature_types, label, label_type)
 
     pipeline = beam.Pipeline(options=options)
     with tft_beam.Context(temp_dir=temp_dir):

@@ -11,6 +11,7 @@ from components.common import names
 from components.common.config import PipelineConfig
 from components.common.errors import PipelineInputError
 from components.common.failures import FAILURE_FILE
+from components.train import heads
 from components.train import train as T
 from components.transform.transform import feature_types_from_metadata
 from components.ingest.ingest import read_metadata, split_path
@@ -49,11 +50,13 @@ def eval_records(trained) -> list[bytes]:
 
 
 def test_class_weights_balance_the_classes():
-    weights = T.class_weights({"0": 900, "1": 100})
+    weights = heads.class_weights(heads.Head("binary", ("0", "1")), {"0": 900, "1": 100})
     assert weights[0] * 900 == pytest.approx(weights[1] * 100)
     assert weights[1] == pytest.approx(5.0)
     with pytest.raises(ValueError):
-        T.class_weights({"0": 10})
+        heads.class_weights(heads.Head("binary", ("0", "1")), {"0": 10})
+    three = heads.class_weights(heads.Head("multiclass", ("a", "b", "c")), {"0": 60, "1": 30, "2": 10})
+    assert [three[c] * n for c, n in enumerate((60, 30, 10))] == pytest.approx([100 / 3] * 3)
 
 
 def test_artifacts_written(trained):
