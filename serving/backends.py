@@ -5,6 +5,10 @@ ships only this package — serving/tests/test_contract.py checks they still mat
 
     <registry>/<model_name>/CHAMPION.json     {"version": ..., "path": "versions/<version>", ...}
     <registry>/<model_name>/versions/<version>/saved_model/, model.onnx, model_info.json, lineage.json
+
+What the model answers depends on its label kind (model_info.json "label_kind", "classes",
+"output"; absent: binary, as versions before label kinds): `OutputSpec` says which output to read
+and its shape, [N] ("probability", "value") or [N, K] ("probabilities").
 """
 
 from __future__ import annotations
@@ -29,6 +33,10 @@ LINEAGE_FILE = "lineage.json"
 SERVING_RAW = "serving_raw"
 PROBABILITY = "probability"
 BACKENDS = ("savedmodel", "onnx")
+# The label kinds and their outputs: components/common/label_kinds.py's, which the serving image
+# does not ship (serving/tests/test_contract.py keeps them equal).
+BINARY, MULTICLASS, REGRESSION = "binary", "multiclass", "regression"
+OUTPUT_NAMES = {BINARY: PROBABILITY, MULTICLASS: "probabilities", REGRESSION: "value"}
 
 
 class ModelLoadError(RuntimeError):
@@ -77,6 +85,55 @@ def read_model_info(version_dir: str) -> dict:
     return _read_json(os.path.join(version_dir, MODEL_INFO_FILE))
 
 
+@dataclasses.dataclass(frozen=True)
+class OutputSpec:
+    """What the model answers: its label kind, the output to read, and the class names (multiclass)."""
+
+    kind: str = BINARY
+    name: str = PROBABILITY
+    classes: tuple[str, ...] = ()
+
+    @property
+    def width(self) -> int:
+        """Values per row: K class probabilities, else one."""
+        return len(self.classes) if self.kind == MULTICLASS else 1
+
+
+def output_spec(model_info: dict) -> OutputSpec:
+    """The OutputSpec model_info.json declares; a version without "label_kind" is binary."""
+    kind = model_info.get("label_kind") or BINARY
+    if kind not in OUTPUT_NAMES:
+        raise ModelLoadError(f"{MODEL_INFO_FILE} label_kind {kind!r} is not one of {list(OUTPUT_NAMES)}")
+    classes = tuple(str(c) for c in model_info.get("classes") or ())
+    if kind == MULTICLASS and len(classes) < 2:
+        raise ModelLoadError(f"{MODEL_INFO_FILE} names {len(classes)} classes for a multiclass model (needs >= 2)")
+    return OutputSpec(kind, model_info.get("output") or OUTPUT_NAMES[kind], classes if kind == MULTICLASS else ())
+
+
+def _pick_output(wanted: str, available: list[str], spec: OutputSpec, where: str) -> str:
+    """The output named `wanted` ("name" or "name:0"); binary falls back to the first output, as
+    versions before label kinds were served, other kinds must name theirs."""
+    match = next((o for o in available if o.split(":")[0] == wanted), None)
+    if match is not None:
+        return match
+    if spec.kind == BINARY and available:
+        return available[0]
+    raise ModelLoadError(f"{where} has no output {wanted!r} for a {spec.kind} model (outputs: {available})")
+
+
+def shape_answer(values, rows: int, spec: OutputSpec) -> np.ndarray:
+    """The backend's output as [rows] (binary, regression) or [rows, K] (multiclass)."""
+    array = np.asarray(values, np.float64).reshape(rows, -1)
+    if array.shape[1] != spec.width:
+        raise ModelLoadError(f"the model answered {array.shape[1]} values per row for '{spec.name}', "
+                             f"expected {spec.width} ({spec.kind})")
+    return array if spec.kind == MULTICLASS else array[:, 0]
+
+
+def _rows(columns: dict[str, np.ndarray]) -> int:
+    return len(next(iter(columns.values())))
+
+
 def _check_types(feature_types: Any, source: str) -> dict[str, str]:
     if not isinstance(feature_types, dict) or not feature_types:
         raise ModelLoadError(f"{source}: raw feature types must be a non-empty {{column: kind}} object")
@@ -119,12 +176,14 @@ class SavedModelBackend:
         else:
             self.feature_types = from_signature
         self._dtypes = {c: specs[c].dtype for c in self.feature_types}
-        self.output = PROBABILITY if PROBABILITY in self._fn.structured_outputs else next(iter(self._fn.structured_outputs))
+        self.spec = output_spec(model_info)
+        self.output = _pick_output(self.spec.name, list(self._fn.structured_outputs), self.spec,
+                                   f"the {SERVING_RAW} signature")
 
     def predict(self, columns: dict[str, np.ndarray]) -> np.ndarray:
         tf = self._tf
         feeds = {c: tf.constant(columns[c], dtype=self._dtypes[c]) for c in self.feature_types}
-        return self._fn(**feeds)[self.output].numpy().reshape(-1).astype(np.float64)
+        return shape_answer(self._fn(**feeds)[self.output].numpy(), _rows(columns), self.spec)
 
 
 class OnnxBackend:
@@ -155,13 +214,13 @@ class OnnxBackend:
             if column not in self.feature_types:
                 raise ModelLoadError(f"ONNX input '{tensor.name}' is not a raw feature {list(self.feature_types)}")
             self._inputs[column] = tensor.name
-        outputs = [o.name for o in self._session.get_outputs()]
-        wanted = onnx_info.get("output", PROBABILITY)
-        self.output = next((o for o in outputs if o.split(":")[0] == wanted), outputs[0])
+        self.spec = output_spec(model_info)
+        self.output = _pick_output(onnx_info.get("output") or self.spec.name,
+                                   [o.name for o in self._session.get_outputs()], self.spec, path)
 
     def predict(self, columns: dict[str, np.ndarray]) -> np.ndarray:
         feeds = {name: columns[column] for column, name in self._inputs.items()}
-        return np.asarray(self._session.run([self.output], feeds)[0], np.float64).reshape(-1)
+        return shape_answer(self._session.run([self.output], feeds)[0], _rows(columns), self.spec)
 
 
 def load_backend(version_dir: str, backend: str, model_info: dict, onnx_threads: int = 1):

@@ -15,6 +15,11 @@ model takes RAW features (the tf.Transform graph is inside the SavedModel):
        → outputs [{"name": "probability", "datatype": "FP32", "shape": [n], "data": [...]}]
   GET  /v2/health/live, /v2/health/ready, /v2/models/<name> (metadata), /v2/models/<name>/ready
 
+Per label kind (model_info.json "label_kind"; serving/backends.py): binary answers a probability
+per row (V2 "probability" [n]), regression a value (V1 floats, V2 "value" [n]), multiclass K class
+probabilities (V1 one list of K per row, V2 "probabilities" [n, K], data row-major). The V2
+metadata names the kind ("label_kind"), its output and the classes ("classes").
+
 Bad requests are 400 with a message naming the problem (kserve InvalidInput), bodies over
 --max_body_bytes are 413. Each prediction is written as a JSON line to --prediction_log by a
 background thread (serving/prediction_log.py), never on the request path.
@@ -40,10 +45,12 @@ from kserve import model_server as kserve_model_server
 from kserve.errors import InvalidInput
 from kserve.protocol.dataplane import DataPlane
 from kserve.protocol.rest import server as kserve_rest_server
+from kserve.protocol.rest import v2_endpoints as kserve_v2_endpoints
+from kserve.protocol.rest.v2_datamodels import ModelMetadataResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from serving import backends, features, storage
-from serving.prediction_log import SYNTHETIC_FIELD, SYNTHETIC_TRAFFIC_HEADER, PredictionLog
+from serving.prediction_log import SYNTHETIC_FIELD, SYNTHETIC_TRAFFIC_HEADER, PredictionLog, prediction_fields
 
 log = logging.getLogger("kserve.serving")  # under kserve's configured logger
 
@@ -72,6 +79,7 @@ class RawFeatureModel(kserve.Model):
         self.backend_name = ""
         self.feature_types: dict[str, str] = {}
         self.label: str | None = None
+        self.output = backends.OutputSpec()
         self._backend = None
         self._log: PredictionLog | None = None
 
@@ -92,11 +100,12 @@ class RawFeatureModel(kserve.Model):
         self.backend_name = backend
         self.version = resolved.version
         self.feature_types = self._backend.feature_types
+        self.output = self._backend.spec
         self.label = info.get("label")
         if self.prediction_log_path:
             self._log = PredictionLog(self.prediction_log_path)
-        log.info("loaded %s version %s from %s (backend %s, features %s)",
-                 self.name, self.version, self.model_dir, backend, self.feature_types)
+        log.info("loaded %s version %s from %s (backend %s, %s output %s, features %s)", self.name, self.version,
+                 self.model_dir, backend, self.output.kind, self.output.name, self.feature_types)
         self.ready = True
         return self.ready
 
@@ -110,7 +119,8 @@ class RawFeatureModel(kserve.Model):
         return [{"name": c, "datatype": features.V2_DATATYPES[k], "shape": [-1]} for c, k in self.feature_types.items()]
 
     def get_output_types(self) -> list[dict]:
-        return [{"name": backends.PROBABILITY, "datatype": "FP32", "shape": [-1]}]
+        shape = [-1, self.output.width] if self.output.kind == backends.MULTICLASS else [-1]
+        return [{"name": self.output.name, "datatype": "FP32", "shape": shape}]
 
     # ------------------------------------------------------------------ inference
 
@@ -125,19 +135,19 @@ class RawFeatureModel(kserve.Model):
             columns, rows = features.parse_v1(payload, self.feature_types, self.max_instances)
             request_id = headers.get("x-request-id") or str(uuid.uuid4())
         loop = asyncio.get_running_loop()
-        probabilities = await loop.run_in_executor(None, self._backend.predict, columns)
-        predictions = [float(p) for p in probabilities]
+        answers = await loop.run_in_executor(None, self._backend.predict, columns)
+        predictions = answers.tolist()  # floats, or one list of K class probabilities per row
         ids = [str(uuid.uuid4()) for _ in predictions]
         self._record(request_id, ids, rows, predictions, synthetic=SYNTHETIC_TRAFFIC_HEADER in headers)
         if v2:
-            output = InferOutput(name=backends.PROBABILITY, shape=[len(predictions)], datatype="FP32",
-                                 data=predictions)
+            output = InferOutput(name=self.output.name, shape=list(answers.shape), datatype="FP32",
+                                 data=answers.reshape(-1).tolist())
             return InferResponse(response_id=request_id, model_name=self.name, model_version=self.version,
                                  infer_outputs=[output])
         return {"predictions": predictions, "prediction_ids": ids, "model_name": self.name,
                 "model_version": self.version}
 
-    def _record(self, request_id: str, ids: list[str], rows: list[dict], predictions: list[float],
+    def _record(self, request_id: str, ids: list[str], rows: list[dict], predictions: list,
                 synthetic: bool = False) -> None:
         if self._log is None:
             return
@@ -146,7 +156,7 @@ class RawFeatureModel(kserve.Model):
         self._log.log([
             {"prediction_id": pid, "request_id": request_id, "model_name": self.name,
              "model_version": self.version, "backend": self.backend_name, "timestamp": now,
-             "features": row, "probability": p, **marker}
+             "features": row, **prediction_fields(self.output.kind, p), **marker}
             for pid, row, p in zip(ids, rows, predictions)
         ])
 
@@ -199,7 +209,7 @@ async def _http_error_handler(request: Request, exc: StarletteHTTPException):
 
 
 class VersionedDataPlane(DataPlane):
-    """kserve's data plane, with the model version and backend in the V2 model metadata."""
+    """kserve's data plane, with the model version, backend and label kind in the V2 model metadata."""
 
     async def model_metadata(self, model_name: str) -> dict:
         metadata = await super().model_metadata(model_name)
@@ -207,7 +217,17 @@ class VersionedDataPlane(DataPlane):
         if isinstance(model, RawFeatureModel):
             metadata["versions"] = [model.version]
             metadata["platform"] = model._backend.platform
+            metadata["label_kind"] = model.output.kind
+            metadata["classes"] = list(model.output.classes)
         return metadata
+
+
+class LabelledModelMetadata(ModelMetadataResponse):
+    """kserve's V2 model metadata body, plus the label kind and the class names (the standard body
+    has no place for them, and kserve's would drop them)."""
+
+    label_kind: str | None = None
+    classes: list[str] | None = None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -247,6 +267,7 @@ def main(argv: list[str] | None = None) -> None:
     app.add_exception_handler(StarletteHTTPException, _http_error_handler)
     # RESTServer registers its handlers when it starts, from names in its module.
     kserve_rest_server.invalid_input_handler = _invalid_input_handler
+    kserve_v2_endpoints.ModelMetadataResponse = LabelledModelMetadata  # likewise, the metadata body
     server = kserve.ModelServer(  # configures kserve's logging, so it comes before the load
         http_port=args.http_port, grpc_port=args.grpc_port, workers=args.workers,
         enable_grpc=args.enable_grpc, enable_docs_url=args.enable_docs_url,

@@ -4,6 +4,10 @@
 daemon thread writes them and flushes whenever the queue runs empty. `close()` (called on model
 unload and at interpreter exit) drains the queue, flushes and closes the file. When the queue is
 full, records are dropped and counted (`dropped`) rather than slowing the server down.
+
+Each record carries the features and the kind's prediction (`prediction_fields`): "probability"
+(binary), "probabilities" (K floats) and "predicted_class" (the index of the largest; multiclass),
+or "value" (regression).
 """
 
 from __future__ import annotations
@@ -23,7 +27,21 @@ log = logging.getLogger("kserve.serving.prediction_log")
 SYNTHETIC_TRAFFIC_HEADER = "x-synthetic-traffic"
 SYNTHETIC_FIELD = "synthetic"
 
+# The record's prediction fields per label kind (serving/backends.py's kinds). The drift monitor
+# reads these: components/monitor/prediction_logs.py's PREDICTION_FIELDS equal them.
+PREDICTION_FIELDS = {"binary": "probability", "multiclass": "predicted_class", "regression": "value"}
+PROBABILITIES_FIELD = "probabilities"
+
 _STOP = object()
+
+
+def prediction_fields(kind: str, prediction) -> dict:
+    """One prediction's fields in a record: a float (binary, regression) or K class probabilities."""
+    if kind == "multiclass":
+        probabilities = [float(p) for p in prediction]
+        return {PROBABILITIES_FIELD: probabilities,
+                PREDICTION_FIELDS[kind]: max(range(len(probabilities)), key=probabilities.__getitem__)}
+    return {PREDICTION_FIELDS[kind]: float(prediction)}
 
 
 class PredictionLog:

@@ -2,13 +2,17 @@
 
     saved_model/   serving_default: examples tf.string [None] (serialized raw tf.Example)
                    serving_raw:     lvrat float32 [None], chist int64 [None], selfemp string [None]
-                   both → {"probability": float32 [None, 1]}
+                   both → {"probability": float32 [None, 1]} (binary), {"probabilities":
+                   float32 [None, 3]} (multiclass) or {"value": float32 [None, 1]} (regression)
     model.onnx     the same function over raw features (ai.onnx + ai.onnx.ml ops)
-    model_info.json, lineage.json, schema.pbtxt
+    model_info.json (label_kind, classes, output), lineage.json, schema.pbtxt
 
-The function: a logistic model over "transformed" features, with the train contract's missing
+The function: a linear score over "transformed" features, with the train contract's missing
 values (NaN / int64 min / "__missing__") imputed like the transform does:
     z = W_LVRAT * (lvrat - 0.8) / 0.2 + W_CHIST * (chist - 2) + W_SELFEMP * onehot(selfemp) + BIAS
+and per kind: binary sigmoid(z); multiclass softmax([0, z, MULTICLASS_C - z]) over CLASSES, its
+columns reordered by `permutation` (a broken version answers another class's probability);
+regression VALUE_SCALE * z + VALUE_OFFSET + `shift`.
 """
 
 from __future__ import annotations
@@ -26,9 +30,28 @@ W_LVRAT, W_CHIST, BIAS = 1.5, 0.4, -2.0
 SELFEMP_VOCAB = {"no": 0.0, "yes": 0.7}
 SELFEMP_OOV = 0.3  # unknown values and "__missing__"
 INT_MISSING = -(2**63)
+BINARY, MULTICLASS, REGRESSION = "binary", "multiclass", "regression"
+OUTPUT_NAMES = {BINARY: "probability", MULTICLASS: "probabilities", REGRESSION: "value"}
+CLASSES = ("approve", "review", "deny")
+IDENTITY = (0, 1, 2)
+MULTICLASS_C = -1.0
+VALUE_SCALE, VALUE_OFFSET = 10.0, 50.0
 
 
-def build_saved_model(path: str, bias: float = BIAS) -> None:
+def head(z: np.ndarray, kind: str = BINARY, permutation=IDENTITY, shift: float = 0.0) -> np.ndarray:
+    """The stand-in's answer for scores z, in numpy: [N] (binary, regression) or [N, 3]."""
+    z = np.asarray(z, dtype=np.float64)
+    if kind == BINARY:
+        return 1 / (1 + np.exp(-z))
+    if kind == REGRESSION:
+        return VALUE_SCALE * z + VALUE_OFFSET + shift
+    logits = np.stack([np.zeros_like(z), z, MULTICLASS_C - z], axis=1)
+    exp = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return (exp / exp.sum(axis=1, keepdims=True))[:, list(permutation)]
+
+
+def build_saved_model(path: str, bias: float = BIAS, kind: str = BINARY, permutation=IDENTITY,
+                      shift: float = 0.0) -> None:
     import tensorflow as tf
 
     class StandIn(tf.Module):
@@ -45,7 +68,11 @@ def build_saved_model(path: str, bias: float = BIAS) -> None:
             z = (W_LVRAT * (lvrat - LVRAT_MEAN) / LVRAT_STD
                  + W_CHIST * (tf.cast(chist, tf.float32) - CHIST_MEAN)
                  + self.table.lookup(selfemp) + bias)
-            return {"probability": tf.expand_dims(tf.sigmoid(z), 1)}
+            if kind == MULTICLASS:
+                logits = tf.stack([tf.zeros_like(z), z, MULTICLASS_C - z], axis=1)
+                return {OUTPUT_NAMES[kind]: tf.gather(tf.nn.softmax(logits, axis=1), list(permutation), axis=1)}
+            answer = tf.sigmoid(z) if kind == BINARY else VALUE_SCALE * z + VALUE_OFFSET + shift
+            return {OUTPUT_NAMES[kind]: tf.expand_dims(answer, 1)}
 
         @tf.function(input_signature=[tf.TensorSpec([None], tf.float32, name="lvrat"),
                                       tf.TensorSpec([None], tf.int64, name="chist"),
@@ -67,7 +94,30 @@ def build_saved_model(path: str, bias: float = BIAS) -> None:
                                                   "serving_raw": module.serving_raw})
 
 
-def build_onnx(path: str, bias: float = BIAS) -> None:
+def _onnx_head(kind: str, permutation, shift: float, const) -> tuple[list, list[int | None]]:
+    """Nodes from the score "z" [N] to the kind's output, and that output's shape."""
+    from onnx import TensorProto, helper
+
+    output = OUTPUT_NAMES[kind]
+    if kind == BINARY:
+        return [helper.make_node("Sigmoid", ["z"], ["p"]),
+                helper.make_node("Unsqueeze", ["p", "axis1"], [output])], [None, 1]
+    if kind == REGRESSION:
+        return [const("scale", VALUE_SCALE, TensorProto.FLOAT), const("offset", VALUE_OFFSET + shift, TensorProto.FLOAT),
+                helper.make_node("Mul", ["z", "scale"], ["zs"]), helper.make_node("Add", ["zs", "offset"], ["v"]),
+                helper.make_node("Unsqueeze", ["v", "axis1"], [output])], [None, 1]
+    order = helper.make_tensor("order", TensorProto.INT64, [len(permutation)], list(permutation))
+    return [const("c", MULTICLASS_C, TensorProto.FLOAT),
+            helper.make_node("Unsqueeze", ["z", "axis1"], ["z1"]),
+            helper.make_node("Sub", ["z1", "z1"], ["zero"]),
+            helper.make_node("Sub", ["c", "z1"], ["other"]),
+            helper.make_node("Concat", ["zero", "z1", "other"], ["logits"], axis=1),
+            helper.make_node("Softmax", ["logits"], ["softmax"], axis=1),
+            helper.make_node("Constant", [], ["order"], value=order),
+            helper.make_node("Gather", ["softmax", "order"], [output], axis=1)], [None, len(CLASSES)]
+
+
+def build_onnx(path: str, bias: float = BIAS, kind: str = BINARY, permutation=IDENTITY, shift: float = 0.0) -> None:
     import onnx
     from onnx import TensorProto, helper
 
@@ -96,15 +146,15 @@ def build_onnx(path: str, bias: float = BIAS) -> None:
         helper.make_node("Add", ["t_lv", "t_ch"], ["s1"]),
         helper.make_node("Add", ["s1", "t_se"], ["s2"]),
         helper.make_node("Add", ["s2", "bias"], ["z"]),
-        helper.make_node("Sigmoid", ["z"], ["p"]),
-        helper.make_node("Unsqueeze", ["p", "axis1"], ["probability"]),
     ]
+    head_nodes, output_shape = _onnx_head(kind, permutation, shift, const)
+    nodes += head_nodes
     graph = helper.make_graph(
         nodes, "stand_in",
         [helper.make_tensor_value_info("lvrat", TensorProto.FLOAT, [None]),
          helper.make_tensor_value_info("chist", TensorProto.INT64, [None]),
          helper.make_tensor_value_info("selfemp", TensorProto.STRING, [None])],
-        [helper.make_tensor_value_info("probability", TensorProto.FLOAT, [None, 1])],
+        [helper.make_tensor_value_info(OUTPUT_NAMES[kind], TensorProto.FLOAT, output_shape)],
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 15), helper.make_opsetid("ai.onnx.ml", 2)])
     model.ir_version = 8
@@ -113,23 +163,28 @@ def build_onnx(path: str, bias: float = BIAS) -> None:
 
 
 def build_registry(registry: str, model_name: str = "model", version: str = "v20250101T000000Z-standin",
-                   onnx_inputs: str = "raw", bias: float = BIAS) -> str:
+                   onnx_inputs: str = "raw", bias: float = BIAS, kind: str = BINARY, permutation=IDENTITY,
+                   shift: float = 0.0) -> str:
     """registry/<model_name>/{CHAMPION.json, versions/<version>/...}; returns the version dir.
-    Another `bias` shifts every logit (a version whose predictions moved); CHAMPION.json then names
-    this version, with the champion it replaced as "previous"."""
+    Another `bias` shifts every logit (a version whose predictions moved), `permutation` reorders
+    the class probabilities (multiclass), `shift` moves every value (regression); CHAMPION.json
+    then names this version, with the champion it replaced as "previous"."""
     root = os.path.join(registry, model_name)
     version_dir = os.path.join(root, "versions", version)
     os.makedirs(version_dir)
-    build_saved_model(os.path.join(version_dir, "saved_model"), bias)
-    build_onnx(os.path.join(version_dir, "model.onnx"), bias)
+    build_saved_model(os.path.join(version_dir, "saved_model"), bias, kind, permutation, shift)
+    build_onnx(os.path.join(version_dir, "model.onnx"), bias, kind, permutation, shift)
+    output = OUTPUT_NAMES[kind]
     info = {
-        "onnx": {"inputs": onnx_inputs, "opset": 15, "output": "probability"},
+        "onnx": {"inputs": onnx_inputs, "opset": 15, "output": output},
         "raw_feature_types": FEATURE_TYPES,
         "raw_missing_values": {"lvrat": "NaN", "chist": str(INT_MISSING), "selfemp": "__missing__"},
         "label": LABEL,
-        "signatures": {"serving_default": {"inputs": ["examples"], "outputs": ["probability"]},
-                       "serving_raw": {"inputs": list(FEATURE_TYPES), "outputs": ["probability"]}},
+        "signatures": {"serving_default": {"inputs": ["examples"], "outputs": [output]},
+                       "serving_raw": {"inputs": list(FEATURE_TYPES), "outputs": [output]}},
     }
+    if kind != BINARY:  # binary versions stay as old ones were: no label_kind means binary
+        info.update(label_kind=kind, classes=list(CLASSES) if kind == MULTICLASS else [], output=output)
     with open(os.path.join(version_dir, "model_info.json"), "w") as f:
         json.dump(info, f)
     with open(os.path.join(version_dir, "lineage.json"), "w") as f:
@@ -146,8 +201,9 @@ def build_registry(registry: str, model_name: str = "model", version: str = "v20
     return version_dir
 
 
-def expected_probabilities(saved_model_dir: str, rows: list[dict]) -> np.ndarray:
-    """The SavedModel's own serving_default output for raw rows (None = feature absent)."""
+def expected_probabilities(saved_model_dir: str, rows: list[dict], output: str = "probability") -> np.ndarray:
+    """The SavedModel's own serving_default output for raw rows (None = feature absent): [N], or
+    [N, K] for a multiclass `output`."""
     import tensorflow as tf
 
     records = []
@@ -161,5 +217,5 @@ def expected_probabilities(saved_model_dir: str, rows: list[dict]) -> np.ndarray
             feature["selfemp"] = tf.train.Feature(bytes_list=tf.train.BytesList(value=[row["selfemp"].encode()]))
         records.append(tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString())
     loaded = tf.saved_model.load(saved_model_dir)
-    out = loaded.signatures["serving_default"](examples=tf.constant(records))["probability"].numpy()
-    return out.reshape(-1).astype(np.float64)
+    out = loaded.signatures["serving_default"](examples=tf.constant(records))[output].numpy().astype(np.float64)
+    return out if output == OUTPUT_NAMES[MULTICLASS] else out.reshape(-1)

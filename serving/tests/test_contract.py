@@ -38,3 +38,14 @@ def test_the_local_payload_logger_sends_what_the_sink_reads():
     assert (payload_logger.REQUEST_TYPE, payload_logger.RESPONSE_TYPE) == (log_sink.REQUEST_TYPE, log_sink.RESPONSE_TYPE)
     assert payload_logger.SYNTHETIC_METADATA_HEADER == "X-Synthetic-Traffic"
     assert payload_logger.SYNTHETIC_METADATA_HEADER.lower() == log_sink.SYNTHETIC_TRAFFIC_HEADER
+
+
+def test_label_kind_outputs_match():
+    """The model server reads the output train exports for each label kind, and the stand-in model
+    versions answer under the same names."""
+    from components.common import label_kinds
+    from serving.tests import stand_in
+
+    assert backends.OUTPUT_NAMES == label_kinds.OUTPUT_NAMES == stand_in.OUTPUT_NAMES
+    assert (backends.BINARY, backends.MULTICLASS, backends.REGRESSION) == label_kinds.KINDS
+    assert set(prediction_log.PREDICTION_FIELDS) == set(label_kinds.KINDS)

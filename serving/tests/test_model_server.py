@@ -217,6 +217,7 @@ def test_metadata_and_health(server, registry):
         {"name": "selfemp", "datatype": "BYTES", "shape": [-1]},
     ]
     assert metadata["outputs"] == [{"name": "probability", "datatype": "FP32", "shape": [-1]}]
+    assert metadata["label_kind"] == "binary" and metadata["classes"] == []  # no label_kind: binary
     assert server.get("/v2/models/other").status_code == 404
 
 
