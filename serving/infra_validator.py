@@ -5,9 +5,11 @@ loads it and answers held-out rows over HTTP, V1 and V2, on loopback.
 
 In the pipeline this runs in the serving image (components/infra_validate), so "it loads" means it
 loads with the serving image's libraries, not the trainer's. A model passes when the server is
-ready within `startup_timeout_s`, every V1 request (one held-out row each) answers 200 with a
-finite probability in [0, 1], and one V2 request over the complete rows answers the same
-probabilities (within `agreement`). Load time and per-request latency are recorded.
+ready within `startup_timeout_s`, every V1 request (one held-out row each) answers 200 with what
+the model's label kind promises (the V2 metadata's `label_kind`: binary a finite probability in
+[0, 1], multiclass K probabilities in [0, 1] summing to 1, regression a finite value), and one V2
+request over the complete rows answers the same (within `agreement`). Load time and per-request
+latency are recorded.
 
 Standard library and TensorFlow only (the eval split is TFRecords of tf.Example): this module runs
 in both the serving image and the pipeline's own environment.
@@ -41,6 +43,8 @@ REPO_SERVING_PYTHON = Path(__file__).resolve().parents[1] / ".venv-serving" / "b
 DEFAULT_REQUESTS = 50
 DEFAULT_STARTUP_TIMEOUT_S = 180.0
 DEFAULT_AGREEMENT = 1e-4
+# Class probabilities are float32: K of them sum to 1 within a few ulps, not exactly.
+SUM_TOLERANCE = 1e-4
 
 
 @dataclasses.dataclass
@@ -156,8 +160,37 @@ def _latency(seconds: list[float]) -> dict:
             "p99_ms": round(p99 * 1000, 2)}
 
 
+def _finite(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
 def _probability(value) -> bool:
-    return isinstance(value, (int, float)) and math.isfinite(value) and 0.0 <= value <= 1.0
+    return _finite(value) and 0.0 <= value <= 1.0
+
+
+def _class_probabilities(value, classes: int) -> bool:
+    return (isinstance(value, list) and len(value) == classes and all(map(_probability, value))
+            and abs(sum(value) - 1.0) <= SUM_TOLERANCE)
+
+
+def answer_check(metadata: dict):
+    """What one row's V1 prediction must be for the served model's label kind (binary when the
+    metadata names none), as a predicate."""
+    kind = metadata.get("label_kind") or "binary"
+    if kind == "multiclass":
+        classes = len(metadata.get("classes") or [])
+        if classes < 2:
+            raise InfraValidationError(f"the model metadata names {classes} classes for a multiclass model")
+        return lambda value: _class_probabilities(value, classes)
+    if kind == "regression":
+        return _finite
+    if kind == "binary":
+        return _probability
+    raise InfraValidationError(f"the model metadata names an unknown label kind {kind!r}")
+
+
+def _flat(value) -> list[float]:
+    return [float(v) for v in value] if isinstance(value, list) else [float(value)]
 
 
 def check_answers(url: str, rows: list[dict], agreement: float) -> tuple[dict, dict]:
@@ -166,13 +199,14 @@ def check_answers(url: str, rows: list[dict], agreement: float) -> tuple[dict, d
     if status != 200:
         raise InfraValidationError(f"model metadata answered {status}: {metadata}")
     inputs = {tensor["name"]: tensor["datatype"] for tensor in metadata.get("inputs", [])}
+    valid = answer_check(metadata)
     v1_seconds, v1_answers = [], []
     for i, row in enumerate(rows):
         instance = {name: row.get(name) for name in inputs}
         status, body, seconds = _request(f"{url}/v1/models/{MODEL_NAME}:predict", {"instances": [instance]})
         predictions = body.get("predictions") if status == 200 else None
         if status != 200 or not isinstance(predictions, list) or len(predictions) != 1 \
-                or not _probability(predictions[0]):
+                or not valid(predictions[0]):
             raise InfraValidationError(f"V1 request {i + 1} of {len(rows)} answered {status}: "
                                        f"{json.dumps(body)[:300]}")
         v1_seconds.append(seconds)
@@ -185,9 +219,12 @@ def check_answers(url: str, rows: list[dict], agreement: float) -> tuple[dict, d
         status, body, seconds = _request(f"{url}/v2/models/{MODEL_NAME}/infer", {"inputs": tensors})
         outputs = body.get("outputs") or [{}]
         data = outputs[0].get("data") if status == 200 else None
-        if status != 200 or not isinstance(data, list) or len(data) != len(complete):
+        width = len(_flat(v1_answers[0]))  # values per row: K class probabilities, else one
+        if status != 200 or not isinstance(data, list) or len(data) != len(complete) * width:
             raise InfraValidationError(f"V2 request answered {status}: {json.dumps(body)[:300]}")
-        gap = max(abs(float(p) - v1_answers[i]) for p, i in zip(data, complete))
+        gap = max(abs(float(p) - expected)
+                  for n, i in enumerate(complete)
+                  for p, expected in zip(data[n * width:(n + 1) * width], _flat(v1_answers[i])))
         if gap > agreement:
             raise InfraValidationError(f"V2 answers differ from V1 answers on the same rows by up to {gap:.2e} "
                                        f"(allowed {agreement:g})")

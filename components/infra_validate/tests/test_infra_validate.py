@@ -74,3 +74,44 @@ def test_push_refuses_a_model_that_failed_infra_validation(tmp_path):
                   model_name="model", infra_blessing_dir=str(infra_dir))
     assert not result.pushed and "model server exited" in result.reason
     assert not (tmp_path / "registry").exists()
+
+
+@pytest.mark.parametrize("kind", [stand_in.MULTICLASS, stand_in.REGRESSION])
+def test_multiclass_and_regression_models_are_served_and_agree(tmp_path, examples_dir, kind):
+    version_dir = stand_in.build_registry(str(tmp_path / "registry"), kind=kind)
+    result = infra_validator.validate(version_dir, examples_dir, requests=10, work_dir=str(tmp_path))
+    assert result.blessed, result.reason + result.server_log_tail
+    assert result.v1["requests"] == 10 and result.v2["rows"] == 8
+    assert result.v2["max_abs_diff_vs_v1"] <= infra_validator.DEFAULT_AGREEMENT
+
+
+def test_a_multiclass_model_answering_other_classes_than_it_names_is_refused(tmp_path, examples_dir):
+    version_dir = stand_in.build_registry(str(tmp_path / "registry"), kind=stand_in.MULTICLASS)
+    info_path = os.path.join(version_dir, names.MODEL_INFO_FILE)
+    with open(info_path) as f:
+        info = json.load(f)
+    info["classes"].append("withdrawn")  # four classes named, three answered
+    with open(info_path, "w") as f:
+        json.dump(info, f)
+    result = infra_validator.validate(version_dir, examples_dir, requests=3, work_dir=str(tmp_path))
+    assert not result.blessed and "V1 request 1 of 3 answered 500" in result.reason
+
+
+@pytest.mark.parametrize("metadata, good, bad", [
+    ({}, [0.0, 0.3, 1.0], [1.2, -0.1, float("nan"), [0.3], True]),
+    ({"label_kind": "binary"}, [0.5], [2.0]),
+    ({"label_kind": "regression"}, [-3.5, 0, 1e6], [float("nan"), float("inf"), "1.0", [1.0], None]),
+    ({"label_kind": "multiclass", "classes": ["a", "b", "c"]}, [[0.2, 0.3, 0.5], [1.0, 0.0, 0.0]],
+     [[0.2, 0.3, 0.4], [0.5, 0.5], [1.2, -0.1, -0.1], [0.2, 0.3, float("nan")], 0.5]),
+])
+def test_answers_are_checked_per_label_kind(metadata, good, bad):
+    valid = infra_validator.answer_check(metadata)
+    assert all(valid(value) for value in good)
+    assert not any(valid(value) for value in bad)
+
+
+def test_unknown_kinds_or_missing_classes_are_refused():
+    with pytest.raises(infra_validator.InfraValidationError, match="ordinal"):
+        infra_validator.answer_check({"label_kind": "ordinal"})
+    with pytest.raises(infra_validator.InfraValidationError, match="0 classes"):
+        infra_validator.answer_check({"label_kind": "multiclass", "classes": []})
