@@ -14,8 +14,9 @@ The calibrator is built from plain Dense/ReLU layers on top of the model's logit
 SavedModel and the ONNX model return calibrated scores with no extra serving step.
 
 Multi-class labels get temperature scaling (Guo et al. 2017): softmax((z + s) / T), one parameter
-T fitted on validation by log-loss, after the prior-shift correction s_c = log(w_0 / w_c) of class
-weights; auto and platt mean it there, isotonic is binary only.
+T fitted on validation by log-loss (T < 1, sharpening, only from ISOTONIC_MIN_ROWS rows), after the
+prior-shift correction s_c = log(w_0 / w_c) of class weights; auto and platt mean it there,
+isotonic is binary only.
 """
 
 from __future__ import annotations
@@ -150,7 +151,11 @@ def fit_softmax(logits: np.ndarray, labels: np.ndarray, method: str, shifts: lis
     def log_loss_at(log_t: float) -> float:
         return multiclass_log_loss(softmax(z / math.exp(log_t)), y)
 
-    best = minimize_scalar(log_loss_at, bounds=(-3.0, 3.0), method="bounded")  # T in [0.05, 20]
+    # T in [0.05, 20]; sharpening (T < 1) only from ISOTONIC_MIN_ROWS rows: a small validation
+    # split the model classifies perfectly drives T to its floor (penguins: T 0.085 on 37 rows,
+    # every probability then 0 or 1), which no held-out row supports.
+    lowest = -3.0 if len(y) >= ISOTONIC_MIN_ROWS else 0.0
+    best = minimize_scalar(log_loss_at, bounds=(lowest, 3.0), method="bounded")
     return SoftmaxCalibrator(METHOD_TEMPERATURE, float(math.exp(best.x)), list(shifts))
 
 

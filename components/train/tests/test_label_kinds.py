@@ -100,5 +100,9 @@ def test_temperature_scaling_recovers_an_overconfident_models_temperature():
     labels = np.array([rng.choice(3, p=p) for p in calibration.softmax(true_logits)])
     fitted = calibration.fit_softmax(true_logits * 3, labels, "auto", [0.0, 0.0, 0.0])  # 3x overconfident
     assert fitted.temperature == pytest.approx(3.0, rel=0.1)
+    sharp = calibration.fit_softmax(true_logits / 3, labels, "auto", [0.0] * 3)  # underconfident: T < 1
+    assert sharp.temperature == pytest.approx(1 / 3, rel=0.1)
+    few = calibration.fit_softmax(true_logits[:200] / 3, labels[:200], "auto", [0.0] * 3)
+    assert few.temperature == pytest.approx(1.0, abs=1e-3)  # too few rows to sharpen
     with pytest.raises(ValueError, match="isotonic calibration needs a binary label"):
         calibration.fit_softmax(true_logits, labels, "isotonic", [0.0] * 3)
