@@ -8,6 +8,11 @@ import dataclasses
 from components.common.errors import PipelineInputError
 
 FAIRNESS_METRICS = {"false_negative_rate", "false_positive_rate", "auc", "accuracy"}
+# The fairness metrics of the other label kinds; a policy naming a metric of another kind gets the
+# kind's default (multiclass: accuracy; regression: the per-slice MAE relative to the overall MAE).
+MULTICLASS_FAIRNESS_METRICS = {"accuracy", "macro_f1", "macro_auc"}
+REGRESSION_FAIRNESS_METRICS = {"relative_mean_absolute_error", "mean_absolute_error", "root_mean_squared_error"}
+ALL_FAIRNESS_METRICS = FAIRNESS_METRICS | MULTICLASS_FAIRNESS_METRICS | REGRESSION_FAIRNESS_METRICS
 RULE_POINT = "point_estimate"
 RULE_INTERVAL = "interval_bound"
 GATE_RULES = (RULE_POINT, RULE_INTERVAL)
@@ -32,7 +37,16 @@ class GatePolicy:
     max_expected_calibration_error: float = 0.05
     """... and the expected calibration error (ten equal-width bins) at most this."""
     baseline_auc_margin: float = 0.01
-    """Baseline gate: candidate AUC >= a logistic regression's on the same splits - this margin."""
+    """Baseline gate: candidate AUC >= a logistic regression's on the same splits - this margin
+    (multiclass: macro one-vs-rest AUC against the best of a majority-class and a multinomial
+    logistic regression)."""
+    r2_floor: float = 0.0
+    """Regression labels: the floor gate's bound on the candidate's R² (0: better than predicting the
+    eval mean); binary and multiclass labels use auc_floor (multiclass: macro one-vs-rest AUC)."""
+    max_r2_regression: float = 0.01
+    """Regression labels: the largest drop in R² allowed against the champion."""
+    baseline_r2_margin: float = 0.01
+    """Regression labels: candidate R² >= the best of a mean predictor and a ridge regression - this."""
     gate_rule: str = RULE_POINT
     """point_estimate | interval_bound: what each gate compares with its bound (the unfavourable end
     of TFMA's 95% jackknife interval under interval_bound)."""
@@ -43,8 +57,10 @@ class GatePolicy:
             problems.append(f"auc_floor must be in [0, 1], got {self.auc_floor}")
         if not 0.0 <= self.decision_threshold < 1.0:
             problems.append(f"decision_threshold must be in [0, 1) (0: the model's own), got {self.decision_threshold}")
-        if self.fairness_metric not in FAIRNESS_METRICS:
-            problems.append(f"fairness_metric must be one of {sorted(FAIRNESS_METRICS)}, got {self.fairness_metric!r}")
+        if self.fairness_metric not in ALL_FAIRNESS_METRICS:
+            problems.append(f"fairness_metric must be one of {sorted(ALL_FAIRNESS_METRICS)}, got {self.fairness_metric!r}")
+        if not self.r2_floor <= 1.0:
+            problems.append(f"r2_floor must be <= 1, got {self.r2_floor}")
         if not 0 < self.calibration_min <= 1 <= self.calibration_max:
             problems.append(f"the calibration band [{self.calibration_min:g}, {self.calibration_max:g}] must hold 1")
         if self.max_expected_calibration_error <= 0:

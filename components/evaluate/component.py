@@ -45,6 +45,10 @@ def evaluate(
     classification_metrics: Output[ClassificationMetrics],
     fairness_html: Output[HTML],
     sliced_metrics: Output[SlicedClassificationMetrics],
+    # Regression labels' bounds (defaults: GatePolicy's); binary and multiclass ignore them.
+    r2_floor: float = 0.0,
+    max_r2_regression: float = 0.01,
+    baseline_r2_margin: float = 0.01,
 ):
     """TFMA on the eval split vs the registry's champion → floor, regression, fairness, calibration
     and simple-baseline gates, each with its 95% interval."""
@@ -86,6 +90,9 @@ def evaluate(
         max_expected_calibration_error=max_expected_calibration_error,
         baseline_auc_margin=baseline_auc_margin,
         gate_rule=gate_rule,
+        r2_floor=r2_floor,
+        max_r2_regression=max_r2_regression,
+        baseline_r2_margin=baseline_r2_margin,
         beam_args=list(beam_args),
     )
     for name, value in result.to_dict()["metrics"].items():
