@@ -131,6 +131,9 @@ class PipelineConfig:
     calibration_max: float = GatePolicy.calibration_max
     max_expected_calibration_error: float = GatePolicy.max_expected_calibration_error
     baseline_auc_margin: float = GatePolicy.baseline_auc_margin
+    r2_floor: float = GatePolicy.r2_floor
+    max_r2_regression: float = GatePolicy.max_r2_regression
+    baseline_r2_margin: float = GatePolicy.baseline_r2_margin
     gate_rule: str = GatePolicy.gate_rule
     infra_validation_requests: int = 50
     """Held-out rows the model server must answer (one V1 request each, then one V2 request)."""
