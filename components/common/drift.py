@@ -19,6 +19,8 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
+from components.common import label_kinds
+
 DEFAULT_BINS = 10
 EMPTY_BIN_FLOOR = 1e-4
 WARN = 0.1
@@ -65,10 +67,25 @@ def psi_from_fractions(expected: np.ndarray, actual: np.ndarray, floor: float = 
     return float(np.sum((a - e) * np.log(a / e)))
 
 
+def prediction_edges(kind: str, baseline: Sequence[float] | np.ndarray, n_classes: int = 0,
+                     bins: int = DEFAULT_BINS) -> np.ndarray:
+    """PSI bin edges for one label kind's scalar predictions (label_kinds.scalar_prediction): one
+    bin per class for a predicted class index (multiclass), else the baseline's quantiles (the
+    probability, the value)."""
+    if label_kinds.check_kind(kind) == label_kinds.MULTICLASS:
+        if n_classes < 2:
+            raise ValueError(f"multiclass predictions need >= 2 classes for their bins, got {n_classes}")
+        return label_kinds.class_bin_edges(n_classes)
+    return quantile_edges(baseline, bins)
+
+
 def psi(baseline: Sequence[float] | np.ndarray, current: Sequence[float] | np.ndarray,
-        bins: int = DEFAULT_BINS, floor: float = EMPTY_BIN_FLOOR) -> float:
-    """PSI of `current` against `baseline`, bins at the baseline's quantiles."""
-    edges = quantile_edges(baseline, bins)
+        bins: int = DEFAULT_BINS, floor: float = EMPTY_BIN_FLOOR, edges: np.ndarray | None = None) -> float:
+    """PSI of `current` against `baseline`, bins at the baseline's quantiles (or at `edges`)."""
+    if edges is None:
+        edges = quantile_edges(baseline, bins)
+    elif _finite(baseline).size == 0:
+        raise ValueError("baseline has no finite values")
     return psi_from_fractions(binned_fractions(baseline, edges), binned_fractions(current, edges), floor)
 
 

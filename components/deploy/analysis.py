@@ -21,17 +21,28 @@ Checks (every breach names the figure and its bound):
   the champion's scores); AUC on labelled rows does. Judged when each side has `min_labelled`
   labelled predictions of both classes.
 
+Per label kind (`PredictionKind`, from the versions' model_info.json): every figure is on the
+kind's scalar prediction (label_kinds.scalar_prediction; the observers reduce each answer to it):
+binary the probability, as above; multiclass the predicted class, PSI over one bin per class and
+live accuracy in place of AUC (the same margin, `max_auc_drop`, in accuracy points); regression the
+value, PSI over the stable's quantile bins and live mean absolute error in place of AUC (the
+candidate's MAE <= the stable's × (1 + `max_auc_drop`) + the difference's noise). A stable that
+serves another kind than the candidate cannot be compared on predictions: a breach.
+
 Percent 0 is the shadow step: the candidate saw mirrored traffic; the words say "shadow".
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
 
 from components.common import drift
 from components.common import html_report as hr
+from components.common import io as fio
+from components.common import label_kinds, names
 from components.common.ranking import auc_score
 from components.deploy.rollout import (
     ABORTED, FIRST_DEPLOY, INCONCLUSIVE, PROMOTED, ROLLED_BACK, SHADOW_FAILED, SHADOW_PASSED, UNCHANGED,
@@ -51,6 +62,44 @@ CHECK_LATENCY = "p99 latency"
 CHECK_SERVED_ERRORS = "served error rate"
 CHECK_SHIFT = "prediction PSI"
 CHECK_QUALITY = "live AUC vs stable"
+CHECK_ACCURACY = "live accuracy vs stable"
+CHECK_MAE = "live MAE vs stable"
+
+
+@dataclasses.dataclass(frozen=True)
+class PredictionKind:
+    """What the two versions predict: the candidate's label kind and class count, and the stable's
+    kind when it differs (their predictions then cannot be compared)."""
+
+    kind: str = label_kinds.BINARY
+    n_classes: int = 0
+    stable_kind: str = ""
+
+    @property
+    def comparable(self) -> bool:
+        return not self.stable_kind or self.stable_kind == self.kind
+
+
+def _model_info(version_dir: str) -> dict | None:
+    path = fio.join(version_dir, names.MODEL_INFO_FILE)
+    return fio.read_json(path) if version_dir and fio.exists(path) else None
+
+
+def label_kind_of(version_dir: str) -> tuple[str, int]:
+    """(label kind, number of classes) from a version's model_info.json; without "label_kind"
+    (or without the file) binary, as versions before label kinds."""
+    info = _model_info(version_dir) or {}
+    kind = label_kinds.check_kind(info.get("label_kind") or label_kinds.BINARY)
+    return kind, len(info.get("classes") or []) if kind == label_kinds.MULTICLASS else 0
+
+
+def prediction_kind(candidate_dir: str, stable_dir: str | None = None) -> PredictionKind:
+    """The candidate's kind; the stable's too when its model_info.json can be read (a target may
+    name the stable by a location without it: then it is taken to be the candidate's)."""
+    kind, n_classes = label_kind_of(candidate_dir)
+    stable_info = _model_info(stable_dir) if stable_dir else None
+    stable_kind = (stable_info.get("label_kind") or label_kinds.BINARY) if stable_info is not None else kind
+    return PredictionKind(kind, n_classes, "" if stable_kind == kind else stable_kind)
 
 
 def auc_with_error(labels: list[int], scores: list[float]) -> tuple[float, float] | None:
@@ -66,6 +115,22 @@ def auc_with_error(labels: list[int], scores: list[float]) -> tuple[float, float
     return auc, math.sqrt(max(variance, 0.0))
 
 
+def accuracy_with_error(labels: list, predicted: list[float]) -> tuple[float, float] | None:
+    """Share of predicted classes equal to the labels, and its binomial standard error."""
+    if not labels:
+        return None
+    accuracy = float(np.mean(np.asarray(predicted[:len(labels)]) == np.asarray(labels, dtype=np.float64)))
+    return accuracy, math.sqrt(accuracy * (1 - accuracy) / len(labels))
+
+
+def mae_with_error(labels: list, values: list[float]) -> tuple[float, float] | None:
+    """Mean absolute error and its standard error (sd of the absolute errors / sqrt n)."""
+    if len(labels) < 2:
+        return None
+    errors = np.abs(np.asarray(values[:len(labels)], dtype=np.float64) - np.asarray(labels, dtype=np.float64))
+    return float(errors.mean()), float(errors.std(ddof=1) / math.sqrt(errors.size))
+
+
 def p99(values: list[float]) -> float | None:
     finite = [v for v in values if math.isfinite(v)]
     return float(np.percentile(finite, 99)) if finite else None
@@ -79,7 +144,8 @@ def _pct(value: float | None) -> str:
     return "n/a" if value is None else f"{100 * value:.2f}%"
 
 
-def analyse(percent: int, stable: VersionStats, canary: VersionStats, policy: RolloutPolicy) -> StepDecision:
+def analyse(percent: int, stable: VersionStats, canary: VersionStats, policy: RolloutPolicy,
+            prediction: PredictionKind = PredictionKind()) -> StepDecision:
     """Judge one observation window; see the module docstring."""
     who = "shadow" if percent == 0 else "canary"
     reasons: list[str] = []
@@ -141,15 +207,20 @@ def analyse(percent: int, stable: VersionStats, canary: VersionStats, policy: Ro
 
     # Prediction shift: the candidate's predictions against the stable's, same traffic.
     psi = None
-    if enough and canary.predictions:
+    if enough and canary.predictions and not prediction.comparable:
+        check(CHECK_SHIFT, None, policy.max_prediction_psi, False,
+              f"prediction PSI: the stable serves a {prediction.stable_kind} model, the {who} a "
+              f"{prediction.kind} one: their predictions cannot be compared")
+    elif enough and canary.predictions:
         if not stable.predictions:
             check(CHECK_SHIFT, None, policy.max_prediction_psi, False,
                   f"prediction PSI: no stable predictions in the window to compare the {who}'s "
                   f"{len(canary.predictions)} with")
         else:
             try:
-                psi = drift.psi(stable.predictions, canary.predictions)
-                bins = len(drift.quantile_edges(stable.predictions)) + 1
+                edges = drift.prediction_edges(prediction.kind, stable.predictions, prediction.n_classes)
+                psi = drift.psi(stable.predictions, canary.predictions, edges=edges)
+                bins = len(edges) + 1
             except ValueError as exc:  # no finite baseline values
                 check(CHECK_SHIFT, None, policy.max_prediction_psi, False, f"prediction PSI: {exc}")
             else:
@@ -164,21 +235,13 @@ def analyse(percent: int, stable: VersionStats, canary: VersionStats, policy: Ro
                       f"{figure} {'>' if not passed else '<='} bound {policy.max_prediction_psi:g} "
                       f"(sampling noise {noise:.3f})")
 
-    # Live quality on labelled traffic: AUC of each version on its own share of the window.
-    auc_s = auc_c = auc_bound = None
+    # Live quality on labelled traffic: each version on its own share of the window.
+    quality: dict = {}
     labelled = min(len(canary.labels), len(stable.labels))
-    if enough and labelled >= policy.min_labelled:
-        measured_s = auc_with_error(stable.labels, stable.predictions[:len(stable.labels)])
-        measured_c = auc_with_error(canary.labels, canary.predictions[:len(canary.labels)])
-        if measured_s and measured_c:
-            (auc_s, se_s), (auc_c, se_c) = measured_s, measured_c
-            noise = drift.normal_quantile(policy.noise_quantile) * math.hypot(se_s, se_c)
-            auc_bound = auc_s - policy.max_auc_drop - noise
-            passed = auc_c >= auc_bound
-            check(CHECK_QUALITY, auc_c, auc_bound, passed,
-                  f"live AUC {auc_c:.3f} of the {who} on {len(canary.labels)} labelled predictions "
-                  f"{'<' if not passed else '>='} bound {auc_bound:.3f} (stable {auc_s:.3f} on "
-                  f"{len(stable.labels)} - {policy.max_auc_drop:g} max_auc_drop - {noise:.3f} noise)")
+    if enough and labelled >= policy.min_labelled and prediction.comparable:
+        quality = _live_quality(prediction.kind, stable, canary, policy, who, check)
+    auc_s, auc_c, auc_bound = (quality.get(k) for k in ("stable", "canary", "bound")) \
+        if prediction.kind == label_kinds.BINARY else (None, None, None)
 
     figures = {
         "requests_stable": stable.requests, "requests_canary": canary.requests,
@@ -191,6 +254,10 @@ def analyse(percent: int, stable: VersionStats, canary: VersionStats, policy: Ro
         "predictions_stable": len(stable.predictions), "predictions_canary": len(canary.predictions),
         "min_requests": policy.min_requests,
     }
+    if prediction.kind != label_kinds.BINARY:  # binary's figures stay as they were
+        figures.update({"label_kind": prediction.kind, f"{QUALITY_FIGURES[prediction.kind]}_stable": quality.get("stable"),
+                        f"{QUALITY_FIGURES[prediction.kind]}_canary": quality.get("canary"),
+                        f"{QUALITY_FIGURES[prediction.kind]}_bound": quality.get("bound")})
     for role, stats in (("stable", stable), ("canary", canary)):
         if stats.served is not None:  # each step's served figures name their source in result.json
             figures.update({f"served_requests_{role}": stats.served["requests"],
@@ -200,6 +267,37 @@ def analyse(percent: int, stable: VersionStats, canary: VersionStats, policy: Ro
             figures["served_window_s"] = stats.served["window_s"]
     return StepDecision(percent=percent, passed=not reasons and not pending, reasons=reasons, figures=figures,
                         checks=checks, pending=pending)
+
+
+QUALITY_FIGURES = {label_kinds.BINARY: "auc", label_kinds.MULTICLASS: "accuracy", label_kinds.REGRESSION: "mae"}
+
+
+def _live_quality(kind: str, stable: VersionStats, canary: VersionStats, policy: RolloutPolicy, who: str,
+                  check) -> dict:
+    """The kind's live quality check (AUC, accuracy, MAE) on labelled predictions; its figures."""
+    measure = {label_kinds.BINARY: auc_with_error, label_kinds.MULTICLASS: accuracy_with_error,
+               label_kinds.REGRESSION: mae_with_error}[kind]
+    measured_s = measure(stable.labels, stable.predictions[:len(stable.labels)])
+    measured_c = measure(canary.labels, canary.predictions[:len(canary.labels)])
+    if not (measured_s and measured_c):
+        return {}
+    (value_s, se_s), (value_c, se_c) = measured_s, measured_c
+    noise = drift.normal_quantile(policy.noise_quantile) * math.hypot(se_s, se_c)
+    on = f"of the {who} on {len(canary.labels)} labelled predictions"
+    if kind == label_kinds.REGRESSION:  # lower is better: a bound above the stable's error
+        bound = value_s * (1 + policy.max_auc_drop) + noise
+        passed = value_c <= bound
+        check(CHECK_MAE, value_c, bound, passed,
+              f"live MAE {value_c:.4g} {on} {'>' if not passed else '<='} bound {bound:.4g} (stable {value_s:.4g} "
+              f"on {len(stable.labels)} × (1 + {policy.max_auc_drop:g} max_auc_drop) + {noise:.4g} noise)")
+    else:
+        bound = value_s - policy.max_auc_drop - noise
+        passed = value_c >= bound
+        name, title = (CHECK_QUALITY, "AUC") if kind == label_kinds.BINARY else (CHECK_ACCURACY, "accuracy")
+        check(name, value_c, bound, passed,
+              f"live {title} {value_c:.3f} {on} {'<' if not passed else '>='} bound {bound:.3f} (stable "
+              f"{value_s:.3f} on {len(stable.labels)} - {policy.max_auc_drop:g} max_auc_drop - {noise:.3f} noise)")
+    return {"stable": value_s, "canary": value_c, "bound": bound}
 
 
 # ---------------------------------------------------------------------------------- reports

@@ -14,6 +14,7 @@ the result's `notes` say so. Traffic for the local target is replayed held-out r
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -359,12 +360,14 @@ def run_deploy(config: DeployConfig, progress: Callable[[str], None] = print, ta
     try:
         notes = []
         live = target.live()
+        stable = live.stable
         if live.stable is None and config.target == LOCAL and config.deploy_previous:
             previous = previous_version(config.registry_uri, config.model_name, candidate)
             if previous is not None:
                 progress(f"nothing live on {target.name}: deploying the previous version {previous.version} "
                          "as stable first")
                 target.deploy(previous)
+                stable = previous
                 notes.append(f"nothing was live: deployed the registry's previous version {previous.version} "
                              f"as stable first, to canary {candidate.version} against it")
             else:
@@ -372,7 +375,10 @@ def run_deploy(config: DeployConfig, progress: Callable[[str], None] = print, ta
         if observer is None:
             observer = _lazy(lambda: build_observer(config, target, candidate,
                                                     lambda: (target.live().stable or candidate).version, progress))
-        result = rollout(target, candidate, config.policy(), observer, analysis.analyse, progress)
+        # Both versions' label kinds decide what their predictions are compared on.
+        kinds = analysis.prediction_kind(candidate.uri, stable.uri if stable else None)
+        result = rollout(target, candidate, config.policy(), observer,
+                         functools.partial(analysis.analyse, prediction=kinds), progress)
         result.notes[:0] = notes
         restore_champion_after_rollback(config, result, progress)
     finally:

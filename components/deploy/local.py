@@ -50,6 +50,7 @@ from components.deploy import payload_logger
 from components.deploy.local_prometheus import LocalPrometheus
 from components.deploy.revision_metrics import RevisionMetrics
 from components.deploy.rollout import LiveState, ModelRef
+from components.deploy.traffic import scalar_predictions
 
 log = logging.getLogger(__name__)
 
@@ -277,14 +278,14 @@ class Routes:
 
 
 def _predictions(body: bytes) -> list[float]:
-    """Predictions of a V1 ({"predictions": [...]}) or V2 ({"outputs": [{"data": [...]}]}) answer."""
+    """One number per prediction (traffic.scalar_predictions) of a V1 ({"predictions": [...]}) or
+    V2 ({"outputs": [{"data": [...], "shape": [...]}]}) answer."""
     try:
         payload = json.loads(body)
         if "predictions" in payload:
-            values = payload["predictions"]
-        else:
-            values = payload["outputs"][0]["data"]
-        return [float(v[0] if isinstance(v, list) else v) for v in values]
+            return scalar_predictions(payload["predictions"])
+        output = payload["outputs"][0]
+        return scalar_predictions(output["data"], output.get("shape"))
     except (ValueError, KeyError, IndexError, TypeError):
         return []
 

@@ -22,8 +22,9 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from components.common import io as fio
-from components.common import names
+from components.common import label_kinds, names
 from components.common.errors import PipelineInputError
+from components.deploy.analysis import label_kind_of
 from components.deploy.rollout import VersionStats
 from components.deploy.traffic import (Answer, Batch, ReplayConfig, ReplayRows, V1Client, attribute, count_answer,
                                        describe_window, send_window)
@@ -128,9 +129,18 @@ def load_rows(data: str, feature_types: dict[str, str], max_rows: int = 0) -> li
     return rows[:max_rows] if max_rows else rows
 
 
-def load_labels(data: str, max_rows: int = 0) -> list[int] | None:
-    """The 0/1 labels of load_rows(data)'s rows, in the same order, when `data` is an ingest
-    examples directory (its metadata names the label); None for other data (unlabelled traffic)."""
+def _labels_fit(labels: list, kind: str, n_classes: int) -> bool:
+    """Labels the kind's live quality can be judged on: 0/1, class indices 0..K-1, finite values."""
+    if kind == label_kinds.REGRESSION:
+        return all(value is not None and math.isfinite(value) for value in labels)
+    allowed = range(n_classes) if kind == label_kinds.MULTICLASS else (0, 1)
+    return all(value in allowed for value in labels)
+
+
+def load_labels(data: str, max_rows: int = 0, kind: str = label_kinds.BINARY, n_classes: int = 0) -> list | None:
+    """The labels of load_rows(data)'s rows, in the same order, when `data` is an ingest examples
+    directory (its metadata names the label): 0/1 (binary), class indices (multiclass) or values
+    (regression); None for other data (unlabelled traffic)."""
     metadata_path = fio.join(data, names.EXAMPLES_METADATA_FILE)
     path = fio.join(data, names.EVAL, names.EXAMPLES_FILE)
     if not (fio.exists(metadata_path) and fio.exists(path)):
@@ -138,19 +148,23 @@ def load_labels(data: str, max_rows: int = 0) -> list[int] | None:
     label = fio.read_json(metadata_path).get("label")
     if not label:
         return None
-    labels = [row[label] for row in _read_examples(path, {label: "int"})]
-    if any(value not in (0, 1) for value in labels):
-        log.warning("%s: label %r is not 0/1 in every row; the canary's AUC is not judged", path, label)
+    column_type = "float" if kind == label_kinds.REGRESSION else "int"
+    labels = [row[label] for row in _read_examples(path, {label: column_type})]
+    if not _labels_fit(labels, kind, n_classes):
+        log.warning("%s: label %r is not a %s label in every row; the canary's live quality is not judged",
+                    path, label, kind)
         return None
     return labels[:max_rows] if max_rows else labels
 
 
-def load_replay(data: str, version_dir: str, max_rows: int = 0, target: str = "") -> tuple[list[dict], list[int] | None]:
+def load_replay(data: str, version_dir: str, max_rows: int = 0, target: str = "") -> tuple[list[dict], list | None]:
     """What a target's observer replays as traffic to the model in `version_dir`: its rows, typed
-    for the model, and their labels when the data is labelled (an ingest examples dir)."""
+    for the model, and their labels when the data is labelled (an ingest examples dir), read for
+    the model's label kind."""
     if not data:
         raise PipelineInputError(f"the {target} target needs data: held-out rows to replay as traffic")
-    return load_rows(data, feature_types_of(version_dir), max_rows), load_labels(data, max_rows)
+    kind, n_classes = label_kind_of(version_dir)
+    return load_rows(data, feature_types_of(version_dir), max_rows), load_labels(data, max_rows, kind, n_classes)
 
 
 def feature_types_of(version_dir: str) -> dict[str, str]:
@@ -173,7 +187,7 @@ class ReplayObserver:
     def __init__(self, target: RequestLog | None, model_name: str, rows: list[dict], config: ReplayConfig,
                  requests_per_step: int, url: str = "",
                  versions: Callable[[], tuple[str | None, str | None]] | None = None,
-                 progress: Callable[[str], None] = print, labels: list[int] | None = None, transport=None):
+                 progress: Callable[[str], None] = print, labels: list | None = None, transport=None):
         if target is None and not url:
             raise ValueError("a ReplayObserver needs a target with records or a url")
         self.target = target

@@ -73,9 +73,11 @@ class VersionStats:
     errors: int = 0
     latencies_ms: list[float] = dataclasses.field(default_factory=list)
     predictions: list[float] = dataclasses.field(default_factory=list)
-    labels: list[int] = dataclasses.field(default_factory=list)
+    """One number per prediction (label_kinds.scalar_prediction): the probability, the predicted
+    class index or the value."""
+    labels: list[float] = dataclasses.field(default_factory=list)
     """The true labels of `predictions`, in order, when the traffic was labelled (replayed eval
-    rows); empty otherwise."""
+    rows): 0/1, class indices or values by the label kind; empty otherwise."""
 
     served: dict | None = None
     """What the revision served over the step so far, from a metrics provider: all its traffic,

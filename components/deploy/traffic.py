@@ -23,7 +23,7 @@ import time
 import uuid
 from collections.abc import Callable
 
-from components.common import names
+from components.common import label_kinds, names
 from components.deploy.analysis import p99
 from components.deploy.rollout import VersionStats
 
@@ -59,7 +59,7 @@ class Batch:
 
     request_id: str
     rows: list[dict]
-    labels: list[int] | None = None
+    labels: list[float] | None = None
 
 
 class ReplayRows:
@@ -103,6 +103,18 @@ class Answer:
     predictions: list[float] = dataclasses.field(default_factory=list)
 
 
+def scalar_predictions(values: list, shape: list[int] | None = None) -> list[float]:
+    """One number per row of an answer's predictions, from its wire format (label_kinds'
+    scalar_prediction without the kind): a row of K > 1 class probabilities (V1 nested, or V2 data
+    flat with shape [n, K]) is its predicted class index; a number or [number] is itself."""
+    if shape is not None and len(shape) == 2 and shape[1] > 1:
+        rows = [values[i:i + shape[1]] for i in range(0, len(values), shape[1])]
+        return label_kinds.scalar_prediction(label_kinds.MULTICLASS, rows).tolist()
+    if values and all(isinstance(v, list) and len(v) > 1 for v in values):
+        return label_kinds.scalar_prediction(label_kinds.MULTICLASS, values).tolist()
+    return [float(v[0] if isinstance(v, list) else v) for v in values]
+
+
 Sender = Callable[[Batch], Answer]
 """Sends one batch to one endpoint and says what came back; never raises for a failed request."""
 
@@ -143,7 +155,7 @@ class V1Client:
                 if response.status_code == 200:
                     body = response.json()
                     answer.version = str(body.get("model_version", ""))
-                    answer.predictions = [float(p) for p in body.get("predictions", [])]
+                    answer.predictions = scalar_predictions(body.get("predictions", []))
                     answer.ok = True
 
             return timed(batch.request_id, call)
@@ -168,7 +180,7 @@ def send_window(batches: list[Batch], senders: list[Sender], concurrency: int) -
 
 
 def count_answer(stats: VersionStats, ok: bool, latency_ms: float, predictions: list[float],
-                 labels: list[int] | None = None) -> None:
+                 labels: list[float] | None = None) -> None:
     """One request's outcome into a version's figures. Labels are kept only for a whole answer, so
     they stay aligned with the first len(labels) predictions."""
     stats.requests += 1

@@ -49,7 +49,8 @@ from typing import Any
 from components.common.errors import PipelineInputError
 from components.common.images import SERVING_IMAGE
 from components.deploy.rollout import LiveState, ModelRef, VersionStats
-from components.deploy.traffic import Answer, Batch, ReplayConfig, ReplayRows, Sender, replay_window, timed
+from components.deploy.traffic import (Answer, Batch, ReplayConfig, ReplayRows, Sender, replay_window,
+                                       scalar_predictions, timed)
 
 log = logging.getLogger(__name__)
 
@@ -396,7 +397,7 @@ class VertexObserver:
                 if response.status_code == 200:
                     deployed_model_id = str(response.headers.get(DEPLOYED_MODEL_ID_HEADER, ""))
                     answer.version = versions.get(deployed_model_id, "")
-                    answer.predictions = [float(p) for p in response.json()["predictions"]]
+                    answer.predictions = scalar_predictions(response.json()["predictions"])
                     answer.ok = True
 
             return timed(batch.request_id, call)
