@@ -38,6 +38,14 @@ MULTICLASS_C = -1.0
 VALUE_SCALE, VALUE_OFFSET = 10.0, 50.0
 
 
+def score(row: dict, bias: float = BIAS) -> float:
+    """The stand-in's z for one raw row, in numpy (missing values imputed as the model does)."""
+    lvrat = LVRAT_MEAN if row.get("lvrat") is None else row["lvrat"]
+    chist = CHIST_MEAN if row.get("chist") is None else row["chist"]
+    return (W_LVRAT * (lvrat - LVRAT_MEAN) / LVRAT_STD + W_CHIST * (chist - CHIST_MEAN)
+            + SELFEMP_VOCAB.get(row.get("selfemp"), SELFEMP_OOV) + bias)
+
+
 def head(z: np.ndarray, kind: str = BINARY, permutation=IDENTITY, shift: float = 0.0) -> np.ndarray:
     """The stand-in's answer for scores z, in numpy: [N] (binary, regression) or [N, 3]."""
     z = np.asarray(z, dtype=np.float64)
