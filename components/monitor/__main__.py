@@ -13,9 +13,9 @@ import sys
 
 from components.common.errors import PipelineInputError
 from components.monitor import report
-from components.monitor.feedback import FeedbackConfig, run_feedback
+from components.monitor.feedback import FeedbackConfig
 from components.monitor.config import MonitorConfig
-from components.monitor.monitor import log_filter, run_monitor
+from components.monitor.monitor import feedback_for, run_monitor
 
 
 def _names(text: str) -> tuple[str, ...]:
@@ -61,10 +61,9 @@ def main(argv: list[str] | None = None) -> int:
         result = run_monitor(config)
         feedback = None
         if args.labels_uri:
-            feedback = run_feedback(
-                FeedbackConfig(labels_uri=args.labels_uri, threshold=args.threshold,
-                               slice_columns=args.slice_columns, as_of=args.as_of),
-                config.log_uri, log_filter(config, result.model_version), config.chunk_rows)
+            feedback = feedback_for(result, config, FeedbackConfig(
+                labels_uri=args.labels_uri, threshold=args.threshold, slice_columns=args.slice_columns,
+                as_of=args.as_of))
     except PipelineInputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -23,6 +23,10 @@ server, backend and clients, so its shift is change over time; the feature rows 
 serving against training. The cost: a shift present from the first request does not show in the
 prediction row (it does in the feature rows). `prediction_baseline_uri` (a file of probabilities,
 e.g. eval-split scores) replaces the reference window when given.
+
+The prediction is the label kind's (model_info.json "label_kind"; binary without it): the
+probability, the predicted class index (binned one bin per class: the class distribution) or the
+value (quantile bins, as the probability); a prediction baseline file holds the same numbers.
 """
 
 from __future__ import annotations
@@ -35,10 +39,10 @@ import numpy as np
 
 from components.common import drift
 from components.common import io as fio
-from components.common import names, tfdv_stats
+from components.common import label_kinds, names, tfdv_stats
 from components.common.errors import PipelineInputError
 from components.common.tfdv_stats import MISSING
-from components.monitor.config import PREDICTION_FEATURE, MonitorConfig
+from components.monitor.config import PREDICTION_FEATURE, PREDICTION_FIELDS, MonitorConfig
 
 MAX_PREDICTION_KNOTS = 2000
 
@@ -86,6 +90,18 @@ class Baseline:
     numeric: dict[str, NumericBaseline]
     categorical: dict[str, CategoricalBaseline]
     notes: list[str]
+    label_kind: str = label_kinds.BINARY
+    classes: tuple[str, ...] = ()
+
+    @property
+    def prediction_field(self) -> str:
+        return PREDICTION_FIELDS[self.label_kind]
+
+    def prediction_edges(self, values: np.ndarray, bins: int) -> np.ndarray | None:
+        """PSI edges of the prediction: one bin per class (multiclass), else None (quantiles)."""
+        if self.label_kind != label_kinds.MULTICLASS:
+            return None
+        return drift.prediction_edges(self.label_kind, values, len(self.classes), bins)
 
 
 def _floor32(values: np.ndarray) -> np.ndarray:
@@ -136,14 +152,14 @@ def numeric_baseline_from_stats(feature: str, num_stats, num_examples: int, floa
 
 
 def numeric_baseline_from_values(feature: str, values: Sequence[float] | np.ndarray,
-                                 bins: int = drift.DEFAULT_BINS) -> NumericBaseline:
+                                 bins: int = drift.DEFAULT_BINS, edges: np.ndarray | None = None) -> NumericBaseline:
     """NumericBaseline from raw values (the prediction reference): quantile bins as drift.psi cuts
-    them, the CDF at every distinct value (or MAX_PREDICTION_KNOTS quantiles of them)."""
+    them (or bins at `edges`), the CDF at every distinct value (or MAX_PREDICTION_KNOTS quantiles)."""
     data = np.sort(np.asarray(values, dtype=np.float64))
     finite = data[np.isfinite(data)]
     if finite.size == 0:
         raise PipelineInputError(f"{feature}: the baseline has no finite values")
-    edges = drift.quantile_edges(finite, bins)
+    edges = drift.quantile_edges(finite, bins) if edges is None else np.asarray(edges, dtype=np.float64)
     distinct = np.unique(finite)
     if distinct.size > MAX_PREDICTION_KNOTS:
         distinct = np.unique(np.quantile(finite, np.linspace(0, 1, MAX_PREDICTION_KNOTS)))
@@ -198,8 +214,11 @@ def load_baseline(config: MonitorConfig) -> Baseline:
     if not features:
         raise PipelineInputError(f"{info_uri} names no raw_feature_types; pass the features to monitor")
     notes, numeric, categorical = [], {}, {}
+    label_kind = info.get("label_kind") or label_kinds.BINARY
+    if label_kind not in label_kinds.KINDS:
+        raise PipelineInputError(f"{info_uri}: unknown label_kind {label_kind!r} (one of {list(label_kinds.KINDS)})")
     for feature in features:
-        if feature == PREDICTION_FEATURE:
+        if feature in (PREDICTION_FEATURE, PREDICTION_FIELDS[label_kind]):
             continue
         stat = by_name.get(feature)
         if stat is None:
@@ -220,7 +239,8 @@ def load_baseline(config: MonitorConfig) -> Baseline:
     if not numeric and not categorical:
         raise PipelineInputError(f"none of the features {features} can be compared with {stats_uri}")
     return Baseline(model_name=config.model_name, version=version, version_uri=version_uri,
-                    rows=int(dataset.num_examples), numeric=numeric, categorical=categorical, notes=notes)
+                    rows=int(dataset.num_examples), numeric=numeric, categorical=categorical, notes=notes,
+                    label_kind=label_kind, classes=tuple(str(c) for c in info.get("classes") or ()))
 
 
 def read_probabilities(uri: str) -> np.ndarray:

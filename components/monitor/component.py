@@ -42,9 +42,9 @@ def monitor(
     from components.common import names
     from components.common.failures import failure_report
     from components.monitor import report
-    from components.monitor.feedback import FeedbackConfig, run_feedback
+    from components.monitor.feedback import FeedbackConfig
     from components.monitor.config import MonitorConfig
-    from components.monitor.monitor import log_filter, run_monitor, should_retrain
+    from components.monitor.monitor import feedback_for, run_monitor, should_retrain
 
     os.makedirs(drift.path, exist_ok=True)
     with failure_report(drift.path):
@@ -60,10 +60,9 @@ def monitor(
 
             threshold = decision_threshold or registry.decision_threshold(registry_uri, model_name,
                                                                           result.model_version)
-            feedback = run_feedback(
-                FeedbackConfig(labels_uri=labels_uri, threshold=threshold, as_of=labels_as_of,
-                               slice_columns=tuple(c.strip() for c in slice_columns.split(",") if c.strip())),
-                config.log_uri, log_filter(config, result.model_version), config.chunk_rows)
+            feedback = feedback_for(result, config, FeedbackConfig(
+                labels_uri=labels_uri, threshold=threshold, as_of=labels_as_of,
+                slice_columns=tuple(c.strip() for c in slice_columns.split(",") if c.strip())))
         report.write_outputs(result, drift.path, feedback)
         with open(drift_summary.path, "w") as f:
             f.write(report.report_markdown(result, feedback))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 
-from components.common import drift, names
+from components.common import drift, label_kinds, names
 from components.common.errors import PipelineInputError
 from components.monitor.prediction_logs import parse_time
 
@@ -15,6 +15,11 @@ NUMERIC, CATEGORICAL, PREDICTION = "numeric", "categorical", "prediction"
 OK, WARN, ACT = names.DRIFT_DECISIONS
 SEVERITY_ORDER = {OK: 0, WARN: 1, ACT: 2}
 PREDICTION_FEATURE = "probability"  # the logged field; the prediction's row in the results
+# The logged prediction per label kind (serving/prediction_log.py's PREDICTION_FIELDS): the
+# probability, the predicted class index (multiclass: beside the K "probabilities"), the value.
+# Each kind's field is also its prediction row's name in the results.
+PREDICTION_FIELDS = {label_kinds.BINARY: PREDICTION_FEATURE, label_kinds.MULTICLASS: "predicted_class",
+                     label_kinds.REGRESSION: "value"}
 
 
 @dataclasses.dataclass(frozen=True)

@@ -23,8 +23,8 @@ import numpy as np
 from components.common import drift
 from components.common.tfdv_stats import MISSING, OTHER
 from components.monitor.baseline import Baseline, CategoricalBaseline, NumericBaseline, numeric_baseline_from_values
-from components.monitor.config import (CATEGORICAL, JS, KS, LINF, NUMERIC, OK, PREDICTION, PREDICTION_FEATURE, PSI,
-                                       MonitorConfig)
+from components.common import label_kinds
+from components.monitor.config import CATEGORICAL, JS, KS, LINF, NUMERIC, OK, PREDICTION, PSI, MonitorConfig
 
 
 @dataclasses.dataclass
@@ -33,7 +33,7 @@ class Columns:
 
     numeric: dict[str, np.ndarray]   # NaN = missing (or not a number, counted in bad_values)
     categorical: dict[str, list]     # raw values, None = missing
-    probability: np.ndarray          # every record of the chunk (the reference ignores the window)
+    probability: np.ndarray          # the kind's prediction, every record of the chunk (the reference ignores the window)
     in_window: np.ndarray | None     # None: all in the window
     bad_values: dict[str, int]
 
@@ -58,7 +58,7 @@ def extract_columns(records: list[dict], in_window: list[bool] | None, baseline:
     bad: dict[str, int] = {}
     numeric = {name: _numeric_column(features, name, base.dtype, bad) for name, base in baseline.numeric.items()}
     categorical = {name: [f.get(name) for f in features] for name in baseline.categorical}
-    probability = np.array([r["probability"] for r in records], dtype=np.float64)
+    probability = np.array([r[baseline.prediction_field] for r in records], dtype=np.float64)
     return Columns(numeric=numeric, categorical=categorical, probability=probability,
                    in_window=None if in_window is None else np.array(in_window, dtype=bool), bad_values=bad)
 
@@ -160,10 +160,15 @@ class DriftAccumulator:
         self.prediction: BinCounts | None = None
         self.prediction_source = "file"
         if prediction_baseline is not None:
-            self.prediction = BinCounts(numeric_baseline_from_values(PREDICTION_FEATURE, prediction_baseline,
-                                                                     config.prediction_bins))
+            self.prediction = self._prediction_counts(prediction_baseline)
         else:
             self.prediction_source = "reference_window"
+
+    def _prediction_counts(self, reference: np.ndarray) -> BinCounts:
+        """Counts of the kind's prediction on bins cut from the reference (or one per class)."""
+        bins = self.config.prediction_bins
+        return BinCounts(numeric_baseline_from_values(self.baseline.prediction_field, reference, bins,
+                                                      self.baseline.prediction_edges(reference, bins)))
 
     def add(self, columns: Columns) -> None:
         for name, values in columns.numeric.items():
@@ -186,8 +191,7 @@ class DriftAccumulator:
             self.reference_rows += start
             if self.reference_rows < self.config.prediction_reference_rows:
                 return
-            self.prediction = BinCounts(numeric_baseline_from_values(
-                PREDICTION_FEATURE, np.concatenate(self.reference), self.config.prediction_bins))
+            self.prediction = self._prediction_counts(np.concatenate(self.reference))
         current = probability[start:]
         if in_window is not None:
             current = current[in_window[start:]]
@@ -201,6 +205,8 @@ class DriftAccumulator:
                                                "baseline_missing_fraction": base.missing_fraction}
         out = [judge(name, kind, PSI, counts.psi(), counts.rows, self.config,
                      drift.noise_level(PSI, counts.rows, base.rows, q, base.expected, actual), **extra)]
+        if kind == PREDICTION and self.baseline.label_kind == label_kinds.MULTICLASS:
+            return out  # class indices have no order for KS to read: the class distribution's PSI says it
         ks = counts.ks()
         if ks is None:
             notes.append(f"{name}: every logged value is missing; no KS")
@@ -234,7 +240,7 @@ class DriftAccumulator:
             notes.append(f"prediction: {prediction.valid} predictions in the window after the reference "
                          f"window, fewer than min_rows {self.config.min_rows}; no prediction drift")
         else:
-            out += self._numeric_rows(PREDICTION_FEATURE, PREDICTION, prediction, notes)
+            out += self._numeric_rows(self.baseline.prediction_field, PREDICTION, prediction, notes)
         raised = [r for r in out if r.noise and r.noise > r.warn]
         if raised:
             notes.append(f"{len(raised)} figures judged against their sampling-noise level (above the warn "

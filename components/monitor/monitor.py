@@ -1,6 +1,7 @@
 """Drift monitor: the serving prediction log against the pushed model's training baseline.
 
-Per feature, and for the prediction itself:
+Per feature, and for the prediction itself (the label kind's, config.PREDICTION_FIELDS: the
+probability, the predicted class over one bin per class, or the value):
 
 - numeric: PSI over the baseline's quantile bins (plus a bin for missing values; empty bins get
   drift.EMPTY_BIN_FLOOR) and the two-sample KS statistic;
@@ -22,12 +23,13 @@ import datetime as dt
 from collections.abc import Sequence
 
 from components.common import io as fio
-from components.common import names
+from components.common import label_kinds, names
 from components.common.config import RETRAIN_ON
 from components.common.errors import PipelineInputError
 from components.monitor.baseline import Baseline, load_baseline, read_probabilities
-from components.monitor.config import ACT, OK, SEVERITY_ORDER, WARN, MonitorConfig
+from components.monitor.config import ACT, OK, PREDICTION_FIELDS, SEVERITY_ORDER, WARN, MonitorConfig
 from components.monitor.drift_counts import DriftAccumulator, DriftRow, extract_columns
+from components.monitor.feedback import FeedbackConfig, FeedbackResult, run_feedback
 from components.monitor.prediction_logs import LogCounts, LogFilter, parse_time, read_log
 
 
@@ -45,6 +47,8 @@ class MonitorResult:
     baseline: dict
     notes: list[str]
     created_at: str
+    label_kind: str = "binary"
+    classes: list[str] = dataclasses.field(default_factory=list)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -73,10 +77,18 @@ def decide(rows: Sequence[DriftRow]) -> tuple[str, list[str], dict[str, list[str
     return decision, by_severity.get(decision, []), by_severity
 
 
-def log_filter(config: MonitorConfig, version: str) -> LogFilter:
+def log_filter(config: MonitorConfig, version: str, label_kind: str = label_kinds.BINARY) -> LogFilter:
     return LogFilter(version=None if config.all_versions else version,
                      since=parse_time(config.since, "since") if config.since else None,
-                     until=parse_time(config.until, "until") if config.until else None)
+                     until=parse_time(config.until, "until") if config.until else None,
+                     prediction_field=PREDICTION_FIELDS[label_kind])
+
+
+def feedback_for(result: MonitorResult, config: MonitorConfig, feedback: FeedbackConfig) -> FeedbackResult:
+    """The labels joined with the monitored version's predictions, read for its label kind."""
+    kind = dataclasses.replace(feedback, label_kind=result.label_kind, classes=tuple(result.classes))
+    return run_feedback(kind, config.log_uri, log_filter(config, result.model_version, result.label_kind),
+                        config.chunk_rows)
 
 
 def _no_data_message(config: MonitorConfig, version: str, counts: LogCounts) -> str:
@@ -97,7 +109,8 @@ def run_monitor(config: MonitorConfig, baseline: Baseline | None = None) -> Moni
     prediction_baseline = read_probabilities(config.prediction_baseline_uri) if config.prediction_baseline_uri else None
     accumulator = DriftAccumulator(baseline, config, prediction_baseline)
     counts = LogCounts()
-    for records, in_window in read_log(config.log_uri, log_filter(config, baseline.version), counts, config.chunk_rows):
+    filt = log_filter(config, baseline.version, baseline.label_kind)
+    for records, in_window in read_log(config.log_uri, filt, counts, config.chunk_rows):
         accumulator.add(extract_columns(records, in_window, baseline))
     if counts.used == 0:
         raise PipelineInputError(_no_data_message(config, baseline.version, counts))
@@ -122,4 +135,5 @@ def run_monitor(config: MonitorConfig, baseline: Baseline | None = None) -> Moni
                   "versions": "all" if config.all_versions else baseline.version},
         notes=baseline.notes + notes,
         created_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        label_kind=baseline.label_kind, classes=list(baseline.classes),
     )

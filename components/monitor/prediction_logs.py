@@ -51,7 +51,7 @@ class LogCounts:
     lines: int = 0
     blank: int = 0
     malformed: int = 0   # not JSON
-    invalid: int = 0     # JSON, but not a prediction record (no features object or no probability)
+    invalid: int = 0     # JSON, but not a prediction record (no features object or no prediction)
     synthetic: int = 0   # warm-up / load-test records (names.SYNTHETIC_FIELD), never traffic
     other_versions: dict[str, int] = dataclasses.field(default_factory=dict)
     outside_window: int = 0
@@ -71,6 +71,8 @@ class LogFilter:
     version: str | None = None  # None: every version
     since: dt.datetime | None = None
     until: dt.datetime | None = None
+    prediction_field: str = "probability"
+    """The record's prediction (config.PREDICTION_FIELDS: the label kind's)."""
 
     @property
     def windowed(self) -> bool:
@@ -177,12 +179,12 @@ def _filter(values: list, filt: LogFilter, where: str, counts: LogCounts) -> tup
             counts.invalid += 1
             counts.problem(f"{where}: a JSON {type(record).__name__}, not a prediction record")
             continue
-        features, probability = record.get("features"), record.get("probability")
-        if type(features) is not dict or type(probability) not in (float, int) \
-                or not math.isfinite(probability):
+        features, prediction = record.get("features"), record.get(filt.prediction_field)
+        if type(features) is not dict or type(prediction) not in (float, int) \
+                or not math.isfinite(prediction):
             counts.invalid += 1
             counts.problem(f"{where}: record {str(record.get('prediction_id'))[:40]!r} has no "
-                           "features object or no numeric probability")
+                           f"features object or no numeric {filt.prediction_field}")
             continue
         if record.get(names.SYNTHETIC_FIELD):
             counts.synthetic += 1

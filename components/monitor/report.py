@@ -8,7 +8,8 @@ import os
 from components.common import html_report as hr
 from components.common import io as fio
 from components.common import names
-from components.monitor.feedback import SLICE_HEADERS, FeedbackResult, feedback_metrics, slice_table
+from components.monitor.feedback import GAP_METRICS, METRIC_TITLES, FeedbackResult, feedback_metrics, slice_headers, \
+    slice_table
 from components.monitor.config import ACT, OK, STATISTICS, WARN
 from components.monitor.monitor import MonitorResult
 
@@ -106,16 +107,24 @@ def feedback_markdown(feedback: FeedbackResult) -> list[str]:
              f"{feedback.labelled} of {feedback.predictions} predictions labelled (coverage "
              f"{_pct(feedback.coverage)}); {feedback.labels_read} labels read, {feedback.unmatched_labels} "
              f"unmatched, {feedback.duplicate_labels} duplicate, {feedback.invalid_labels} invalid, "
-             f"{feedback.late_labels} late. Decision threshold {feedback.threshold:g} (positive: p > threshold).", ""]
-    rows = slice_table(feedback)
+             f"{feedback.late_labels} late.{_threshold_text(feedback)}", ""]
+    rows, headers = slice_table(feedback), slice_headers(feedback)
     if rows:
-        lines += ["| " + " | ".join(SLICE_HEADERS) + " |", "|" + "---|" * len(SLICE_HEADERS)]
+        lines += ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
         lines += ["| " + " | ".join(_f(c) for c in row) + " |" for row in rows]
+    shown = ("fnr", "fpr", "accuracy") if feedback.label_kind == "binary" else GAP_METRICS[feedback.label_kind]
     for column, gap in feedback.gaps.items():
-        lines.append(f"\nGap between {column} values: FNR {_f(gap.get('fnr'))}, FPR {_f(gap.get('fpr'))}, "
-                     f"accuracy {_f(gap.get('accuracy'))}")
+        lines.append(f"\nGap between {column} values: "
+                     + ", ".join(f"{METRIC_TITLES[m]} {_f(gap.get(m))}" for m in shown))
     lines += [f"- {n}" for n in feedback.notes]
     return lines
+
+
+def _threshold_text(feedback: FeedbackResult) -> str:
+    """The decision threshold, which only a binary model's figures depend on."""
+    if feedback.label_kind != "binary":
+        return ""
+    return f" Decision threshold {feedback.threshold:g} (positive: p > threshold)."
 
 
 def threshold_bars(values: dict[str, float], warn: float, act: float, width: int = 560, bar_height: int = 16) -> str:
@@ -177,16 +186,18 @@ def feedback_html(feedback: FeedbackResult) -> str:
     facts = [("predictions", feedback.predictions), ("labelled", feedback.labelled),
              ("coverage", _pct(feedback.coverage)), ("labels read", feedback.labels_read),
              ("unmatched label ids", feedback.unmatched_labels), ("duplicate labels", feedback.duplicate_labels),
-             ("invalid labels", feedback.invalid_labels), ("late labels", feedback.late_labels),
-             ("decision threshold", f"{feedback.threshold:g} (positive: p > threshold)")]
-    body = [hr.table(["", ""], facts), hr.table(SLICE_HEADERS, slice_table(feedback))]
-    fnr = {f"{c}={v}": m["fnr"] for c, per in feedback.slices.items() for v, m in per.items() if m["fnr"] is not None}
+             ("invalid labels", feedback.invalid_labels), ("late labels", feedback.late_labels)]
+    if feedback.label_kind == "binary":
+        facts.append(("decision threshold", f"{feedback.threshold:g} (positive: p > threshold)"))
+    body = [hr.table(["", ""], facts), hr.table(slice_headers(feedback), slice_table(feedback))]
+    fnr = {f"{c}={v}": m.get("fnr") for c, per in feedback.slices.items() for v, m in per.items()
+           if m.get("fnr") is not None}
     if fnr:
         body.append("<h3>FNR by slice value</h3>" + hr.bar_chart(fnr))
     if feedback.gaps:
-        body.append(hr.table(["slice column", "FNR gap", "FPR gap", "accuracy gap", "AUC gap"],
-                             [[c, g.get("fnr"), g.get("fpr"), g.get("accuracy"), g.get("auc")]
-                              for c, g in feedback.gaps.items()]))
+        gap_names = GAP_METRICS[feedback.label_kind]
+        body.append(hr.table(["slice column", *(f"{METRIC_TITLES[m]} gap" for m in gap_names)],
+                             [[c, *(g.get(m) for m in gap_names)] for c, g in feedback.gaps.items()]))
     if feedback.notes:
         body.append("<ul>" + "".join(f"<li>{hr.escape(n)}</li>" for n in feedback.notes) + "</ul>")
     return hr.section("Label feedback", *body)
