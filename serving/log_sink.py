@@ -10,6 +10,11 @@ headers listed in `metadataHeaders`, by their canonical names) come with both. T
 pair and writes one record per prediction, in the model server's prediction-log format (so the
 drift monitor reads either), through serving/log_parts.py.
 
+The record's prediction is the model's label kind's (serving/prediction_log.py prediction_fields):
+a V2 answer names it by its output ("probability", "probabilities" [n, K], "value"), a V1 answer of
+K-probability rows is multiclass, and V1 floats are `--label_kind`'s (binary unless told:
+probabilities and values look alike on the wire).
+
 A request whose response never comes (KServe logs responses of 200s only) is counted as
 `unanswered` after --pending_ttl_s; a response without its request as `orphan_responses`. Both,
 and records dropped or not written, are in `<output>/_sink/<writer>.json` and on /metrics.
@@ -32,7 +37,8 @@ except ImportError:  # 2.x (the pipeline's test env) keeps the 1.x API under clo
     from cloudevents.v1.http import from_http
 
 from serving import log_parts
-from serving.prediction_log import SYNTHETIC_FIELD, SYNTHETIC_TRAFFIC_HEADER
+from serving.backends import BINARY, MULTICLASS, OUTPUT_NAMES
+from serving.prediction_log import SYNTHETIC_FIELD, SYNTHETIC_TRAFFIC_HEADER, prediction_fields
 
 log = logging.getLogger("kserve.serving.log_sink")
 
@@ -73,22 +79,36 @@ def request_rows(body: dict) -> list[dict]:
     return [{name: values[i] for name, values in columns.items()} for i in range(n)]
 
 
-def response_predictions(body: dict) -> tuple[list[float], list[str] | None]:
-    """(probabilities, prediction ids or None) of a V1 or V2 answer."""
+KIND_OF_OUTPUT = {name: kind for kind, name in OUTPUT_NAMES.items()}
+
+
+def _rows_of(values: list, width: int) -> list[list[float]]:
+    return [values[i:i + width] for i in range(0, len(values), width)]
+
+
+def response_predictions(body: dict, label_kind: str = BINARY) -> tuple[str, list, list[str] | None]:
+    """(label kind, one prediction per row: a float or K class probabilities, prediction ids or
+    None) of a V1 or V2 answer; see the module docstring for the kind."""
     if "predictions" in body:
-        values = body["predictions"]
-        ids = body.get("prediction_ids")
-    else:
-        values = body["outputs"][0]["data"]
-        ids = None
-    return [float(v[0] if isinstance(v, list) else v) for v in values], ids
+        values, ids = body["predictions"], body.get("prediction_ids")
+        if values and all(isinstance(v, list) and len(v) > 1 for v in values):
+            return MULTICLASS, values, ids
+        kind = BINARY if label_kind == MULTICLASS else label_kind
+        return kind, [float(v[0] if isinstance(v, list) else v) for v in values], ids
+    output = body["outputs"][0]
+    kind = KIND_OF_OUTPUT.get(output.get("name"), label_kind)
+    values = output["data"]
+    if kind == MULTICLASS:
+        shape = output.get("shape") or []
+        return kind, values if values and isinstance(values[0], list) else _rows_of(values, int(shape[-1])), None
+    return kind, [float(v[0] if isinstance(v, list) else v) for v in values], None
 
 
-def join(request, response) -> list[dict]:
+def join(request, response, label_kind: str = BINARY) -> list[dict]:
     """Prediction records of one request/response pair of events."""
     rows = request_rows(_json(request.data))
     answer = _json(response.data)
-    probabilities, ids = response_predictions(answer)
+    kind, probabilities, ids = response_predictions(answer, label_kind)
     if len(rows) != len(probabilities):
         raise ValueError(f"{len(rows)} request rows but {len(probabilities)} predictions")
     event_id = request["id"]
@@ -105,16 +125,18 @@ def join(request, response) -> list[dict]:
     marker = {SYNTHETIC_FIELD: True} if synthetic else {}
     return [{"prediction_id": pid, "request_id": event_id, "model_name": answer.get("model_name", ""),
              "model_version": str(answer.get("model_version") or ""), "timestamp": timestamp,
-             "features": row, "probability": p, "source": source, **marker}
+             "features": row, **prediction_fields(kind, p), "source": source, **marker}
             for pid, row, p in zip(ids, rows, probabilities)]
 
 
 class Joiner:
     """Pairs request and response events by id and hands the records to a PartWriter."""
 
-    def __init__(self, writer: log_parts.PartWriter, pending_ttl_s: float = DEFAULT_PENDING_TTL_S):
+    def __init__(self, writer: log_parts.PartWriter, pending_ttl_s: float = DEFAULT_PENDING_TTL_S,
+                 label_kind: str = BINARY):
         self.writer = writer
         self.pending_ttl_s = pending_ttl_s
+        self.label_kind = label_kind
         self._pending: dict[str, tuple[float, object, object]] = {}  # id -> (arrived, request, response)
         self._lock = threading.Lock()
         self.counters = writer.extra_counters
@@ -137,7 +159,7 @@ class Joiner:
                 self._pending[event["id"]] = (arrived, request, response)
                 return
         try:
-            records = join(request, response)
+            records = join(request, response, self.label_kind)
         except (ValueError, KeyError, IndexError, TypeError) as exc:
             self.counters["bad_events"] += 1
             log.warning("could not join the events of %s: %s", event["id"], exc)
@@ -220,13 +242,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rotate_seconds", type=float, default=log_parts.DEFAULT_ROTATE_SECONDS)
     parser.add_argument("--max_buffered_bytes", type=int, default=log_parts.DEFAULT_MAX_BUFFERED_BYTES)
     parser.add_argument("--pending_ttl_s", type=float, default=DEFAULT_PENDING_TTL_S)
+    parser.add_argument("--label_kind", choices=list(OUTPUT_NAMES), default=BINARY,
+                        help="what V1 answers of one float per row are: binary probabilities or regression values")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     try:
         writer = log_parts.PartWriter(args.output, args.rotate_bytes, args.rotate_seconds, args.max_buffered_bytes)
     except ValueError as exc:
         parser.error(str(exc))
-    app = build_app(Joiner(writer, args.pending_ttl_s))
+    app = build_app(Joiner(writer, args.pending_ttl_s, args.label_kind))
     log.info("log sink on %s:%d writing to %s as %s", args.host, args.port, args.output, writer.writer_id)
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
 

@@ -119,3 +119,22 @@ def test_output_spec_reads_model_info():
         backends.output_spec({"label_kind": "ordinal"})
     with pytest.raises(backends.ModelLoadError, match="classes"):
         backends.output_spec({"label_kind": "multiclass", "classes": ["only"]})
+
+
+def test_the_log_sink_writes_the_kinds_prediction(kind_server, kind_version, hmda_rows):
+    """KServe's payload-logger events of this server's V1 and V2 answers become the same records
+    as its own prediction log (V1 floats need --label_kind regression; V2 names its output)."""
+    from serving import log_sink
+    from serving.prediction_log import prediction_fields
+    from serving.tests.test_log_sink import kserve_events
+
+    kind, rows = kind_version["kind"], hmda_rows[:3]
+    v1 = kind_server.post(V1, json={"instances": rows}).json()
+    v2 = kind_server.post(V2, json={"inputs": v2_inputs(rows)}).json()
+    wanted = [prediction_fields(kind, p) for p in v1["predictions"]]
+    sink_kind = "regression" if kind == stand_in.REGRESSION else "binary"  # multiclass rows say so themselves
+    for request, answer in (({"instances": rows}, v1), ({"inputs": v2_inputs(rows)}, v2)):
+        records = log_sink.join(*kserve_events(request, answer), label_kind=sink_kind)
+        for record, fields in zip(records, wanted, strict=True):
+            assert {k: record.get(k) for k in fields} == fields  # the same float32 answers, V1 or V2
+            assert "probability" not in record
