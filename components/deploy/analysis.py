@@ -332,8 +332,10 @@ def _fmt(value, kind: str) -> str:
         return _pct(value)
     if kind == "ms":
         return f"{value:.1f} ms"
-    if kind in ("psi", "auc"):
+    if kind in ("psi", "auc", "accuracy"):
         return f"{value:.3f}"
+    if kind == "mae":
+        return f"{value:.4g}"
     if kind == "approx":  # Prometheus' increase() extrapolates counts to the window's edges
         return f"{value:.0f}"
     return f"{value:,}" if isinstance(value, int) else f"{value:g}"
@@ -349,15 +351,26 @@ STEP_COLUMNS = (  # (header, figure, bound figure, kind)
     ("live AUC canary", "auc_canary", "auc_bound", "auc"),
     ("live AUC stable", "auc_stable", None, "auc"),
 )
+QUALITY_TITLES = {"auc": "AUC", "accuracy": "accuracy", "mae": "MAE"}
 
 
-def _step_cells(step: StepDecision) -> list[str]:
+def step_columns(result: RolloutResult) -> tuple:
+    """STEP_COLUMNS with the live quality columns of the rollout's label kind (binary: AUC)."""
+    kind = next((s.figures.get("label_kind") for s in result.steps if s.figures.get("label_kind")),
+                label_kinds.BINARY)
+    name = QUALITY_FIGURES[kind]
+    title = QUALITY_TITLES[name]
+    return (*STEP_COLUMNS[:-2], (f"live {title} canary", f"{name}_canary", f"{name}_bound", name),
+            (f"live {title} stable", f"{name}_stable", None, name))
+
+
+def _step_cells(step: StepDecision, columns: tuple = STEP_COLUMNS) -> list[str]:
     f = step.figures
     cells = [f"{f.get('requests_stable', '—')} / {f.get('requests_canary', '—')}"]
-    for _, figure, bound, kind in STEP_COLUMNS[1:]:
+    for _, figure, bound, kind in columns[1:]:
         text = _fmt(f.get(figure), kind)
         if bound is not None and f.get(figure) is not None:
-            text += f" ({'≥' if kind == 'auc' else '≤'} {_fmt(f.get(bound), kind)})"
+            text += f" ({'≥' if kind in ('auc', 'accuracy') else '≤'} {_fmt(f.get(bound), kind)})"
         cells.append(text)
     return cells
 
@@ -391,11 +404,12 @@ def report_markdown(result: RolloutResult) -> str:
     if result.notes:
         lines.append("")
     if result.steps:
-        headers = ["step", *(c[0] for c in STEP_COLUMNS), "result"]
+        columns = step_columns(result)
+        headers = ["step", *(c[0] for c in columns), "result"]
         lines += ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
         for step in result.steps:
             verdict = step.verdict if step.passed or step.inconclusive else "**BREACH**"
-            lines.append("| " + " | ".join([_label(step), *_step_cells(step), verdict]) + " |")
+            lines.append("| " + " | ".join([_label(step), *_step_cells(step, columns), verdict]) + " |")
         breaches = [(s, r) for s in result.steps for r in s.reasons]
         if breaches:
             lines += ["", "Breaches:", *(f"- {_label(s)}: {r}" for s, r in breaches)]
@@ -416,8 +430,9 @@ def report_html(result: RolloutResult) -> str:
                      *(hr.paragraph(n) for n in result.notes))
     sections = [top]
     if result.steps:
-        rows = [[_label(s), *_step_cells(s), hr.badge(s.verdict)] for s in result.steps]
-        headers = ["step", *(c[0] for c in STEP_COLUMNS), "result"]
+        columns = step_columns(result)
+        rows = [[_label(s), *_step_cells(s, columns), hr.badge(s.verdict)] for s in result.steps]
+        headers = ["step", *(c[0] for c in columns), "result"]
         sections.append(hr.section("Steps", hr.table(headers, rows, raw_html_columns=[len(headers) - 1])))
         check_rows = []
         for s in result.steps:

@@ -128,3 +128,17 @@ def test_the_splitter_reads_v2_multiclass_answers():
     body = {"outputs": [{"name": "probabilities", "shape": [2, 3], "data": [0.1, 0.2, 0.7, 0.8, 0.1, 0.1]}]}
     assert _predictions(json.dumps(body).encode()) == [2.0, 0.0]
     assert _predictions(json.dumps({"predictions": [[0.1, 0.2, 0.7]]}).encode()) == [2.0]
+
+
+def test_the_report_shows_the_kinds_live_quality():
+    from components.deploy.rollout import ROLLED_BACK, RolloutResult
+
+    truth = RNG.normal(50, 10, 1200)
+    step = analysis.analyse(10, stats("v1", truth[:800] + 1, truth[:800]), stats("v2", truth[800:] + 9, truth[800:]),
+                            POLICY, REGRESSION)
+    result = RolloutResult(target="local", model_name="m", mode="canary", candidate_version="v2", stable_version="v1",
+                           outcome=ROLLED_BACK, reason="; ".join(step.reasons), steps=[step])
+    markdown = analysis.report_markdown(result)
+    assert "live MAE canary" in markdown and "live AUC" not in markdown
+    assert f"{step.figures['mae_canary']:.4g} (≤ {step.figures['mae_bound']:.4g})" in markdown
+    assert "live MAE canary" in analysis.report_html(result)
