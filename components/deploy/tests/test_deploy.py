@@ -349,3 +349,16 @@ def test_a_version_whose_push_did_not_finish_is_never_previous_nor_deployable(tm
     assert dep.previous_version(reg, "model", candidate).version == "v20250101T000000Z-a"
     with pytest.raises(PipelineInputError, match="incomplete"):
         dep.version_ref(reg, "model", "v20250101T120000Z-crashed")
+
+
+def test_run_deploy_reads_the_label_kinds_and_refuses_to_compare_different_ones(tmp_path):
+    """The kinds come from the versions' model_info.json: a multiclass candidate canaried against
+    the binary version still serving is not judged on predictions it cannot be compared with."""
+    a, b = "v20250101T000000Z-a", "v20250102T000000Z-b"
+    registry = make_registry(tmp_path, [a, b], champion=b, previous=a)
+    info = Path(registry) / "model" / "versions" / b / names.MODEL_INFO_FILE
+    info.write_text(json.dumps({"raw_feature_types": TYPES, "label_kind": "multiclass", "classes": ["x", "y", "z"]}))
+    result = dep.run_deploy(local_config(registry, tmp_path), progress=lambda _: None, target=FakeTarget(),
+                            observer=ScriptedObserver())
+    assert result.outcome == ROLLED_BACK
+    assert "the stable serves a binary model, the canary a multiclass one" in result.reason
