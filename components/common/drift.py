@@ -4,6 +4,8 @@
   with a floor for empty bins so one empty bin does not make PSI infinite.
 - Two-sample Kolmogorov–Smirnov statistic for numeric values.
 - Jensen–Shannon distance (base 2, in [0, 1]) and L-infinity distance for categorical values.
+- A model's predictions are one number per row (label_kinds.scalar_prediction); `prediction_edges`
+  bins them per label kind: one bin per class for a predicted class, else quantiles.
 
 Rules of thumb (Siddiqi; also the defaults here): PSI < 0.1 stable, 0.1–0.2 warn, > 0.2 act.
 
