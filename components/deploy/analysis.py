@@ -255,9 +255,9 @@ def analyse(percent: int, stable: VersionStats, canary: VersionStats, policy: Ro
         "min_requests": policy.min_requests,
     }
     if prediction.kind != label_kinds.BINARY:  # binary's figures stay as they were
-        figures.update({"label_kind": prediction.kind, f"{QUALITY_FIGURES[prediction.kind]}_stable": quality.get("stable"),
-                        f"{QUALITY_FIGURES[prediction.kind]}_canary": quality.get("canary"),
-                        f"{QUALITY_FIGURES[prediction.kind]}_bound": quality.get("bound")})
+        name = QUALITY_FIGURES[prediction.kind]
+        figures.update({"label_kind": prediction.kind, f"{name}_stable": quality.get("stable"),
+                        f"{name}_canary": quality.get("canary"), f"{name}_bound": quality.get("bound")})
     for role, stats in (("stable", stable), ("canary", canary)):
         if stats.served is not None:  # each step's served figures name their source in result.json
             figures.update({f"served_requests_{role}": stats.served["requests"],

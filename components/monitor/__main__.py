@@ -39,7 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reference-rows", dest="prediction_reference_rows", type=int, default=d.prediction_reference_rows,
                    help="the first N logged predictions of the version are the prediction baseline")
     p.add_argument("--prediction-baseline", dest="prediction_baseline_uri", default="",
-                   help="a file of baseline predictions (probabilities, class indices or values, by the label kind) instead of the reference window")
+                   help="a file of baseline predictions (probabilities, class indices or values, by the "
+                        "label kind) instead of the reference window")
     p.add_argument("--chunk-rows", type=int, default=d.chunk_rows)
     p.add_argument("--labels", dest="labels_uri", default="", help="labels CSV/JSONL: prediction_id,label[,timestamp]")
     p.add_argument("--slices", dest="slice_columns", type=_names, default=(), help="comma-separated slice columns")

@@ -33,7 +33,7 @@ class Columns:
 
     numeric: dict[str, np.ndarray]   # NaN = missing (or not a number, counted in bad_values)
     categorical: dict[str, list]     # raw values, None = missing
-    probability: np.ndarray          # the kind's prediction, every record of the chunk (the reference ignores the window)
+    probability: np.ndarray          # the kind's prediction, every record (the reference ignores the window)
     in_window: np.ndarray | None     # None: all in the window
     bad_values: dict[str, int]
 

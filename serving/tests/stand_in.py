@@ -111,7 +111,8 @@ def _onnx_head(kind: str, permutation, shift: float, const) -> tuple[list, list[
         return [helper.make_node("Sigmoid", ["z"], ["p"]),
                 helper.make_node("Unsqueeze", ["p", "axis1"], [output])], [None, 1]
     if kind == REGRESSION:
-        return [const("scale", VALUE_SCALE, TensorProto.FLOAT), const("offset", VALUE_OFFSET + shift, TensorProto.FLOAT),
+        return [const("scale", VALUE_SCALE, TensorProto.FLOAT),
+                const("offset", VALUE_OFFSET + shift, TensorProto.FLOAT),
                 helper.make_node("Mul", ["z", "scale"], ["zs"]), helper.make_node("Add", ["zs", "offset"], ["v"]),
                 helper.make_node("Unsqueeze", ["v", "axis1"], [output])], [None, 1]
     order = helper.make_tensor("order", TensorProto.INT64, [len(permutation)], list(permutation))
