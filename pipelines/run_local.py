@@ -199,9 +199,10 @@ def print_summary(summary: dict, path: str) -> None:
         verdict = "N/A" if not gate.get("applicable", True) else "PASS" if gate["passed"] else "FAIL"
         print(f"  gate {gate['name']:<14} {verdict:<4}  value={'n/a' if value is None else f'{value:.4f}'}{interval} "
               f"threshold={gate.get('threshold')}  {gate.get('detail', '')}")
-    for name, baseline in (summary.get("simple_baselines") or {}).items():
-        auc = baseline.get("auc")
-        print(f"  simple baseline {name}: AUC {'n/a' if auc is None else f'{auc:.4f}'}, Brier {baseline.get('brier'):.4f}")
+    for name, baseline in (summary.get("simple_baselines") or {}).items():  # the label kind's figures
+        figures = ", ".join(f"{k} {'n/a' if v is None else f'{v:.4f}'}" for k, v in baseline.items()
+                            if k != "name" and (v is None or isinstance(v, (int, float))))
+        print(f"  simple baseline {name}: {figures}")
     onnx = summary.get("onnx")
     if onnx:
         print(f"onnx: {onnx['inputs']} inputs, max |SavedModel - ONNX| = {onnx['max_abs_diff']:.3g} "
