@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from serving.features import KINDS
+from serving.label_kinds import BINARY, MULTICLASS, OUTPUT_NAMES, REGRESSION  # noqa: F401 (re-exported)
 
 log = logging.getLogger(__name__)
 
@@ -31,12 +32,8 @@ ONNX_FILE = "model.onnx"
 MODEL_INFO_FILE = "model_info.json"
 LINEAGE_FILE = "lineage.json"
 SERVING_RAW = "serving_raw"
-PROBABILITY = "probability"
+PROBABILITY = OUTPUT_NAMES[BINARY]
 BACKENDS = ("savedmodel", "onnx")
-# The label kinds and their outputs: components/common/label_kinds.py's, which the serving image
-# does not ship (serving/tests/test_contract.py keeps them equal).
-BINARY, MULTICLASS, REGRESSION = "binary", "multiclass", "regression"
-OUTPUT_NAMES = {BINARY: PROBABILITY, MULTICLASS: "probabilities", REGRESSION: "value"}
 
 
 class ModelLoadError(RuntimeError):

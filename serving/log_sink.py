@@ -37,7 +37,7 @@ except ImportError:  # 2.x (the pipeline's test env) keeps the 1.x API under clo
     from cloudevents.v1.http import from_http
 
 from serving import log_parts
-from serving.backends import BINARY, MULTICLASS, OUTPUT_NAMES
+from serving.label_kinds import BINARY, MULTICLASS, OUTPUT_NAMES
 from serving.prediction_log import SYNTHETIC_FIELD, SYNTHETIC_TRAFFIC_HEADER, prediction_fields
 
 log = logging.getLogger("kserve.serving.log_sink")

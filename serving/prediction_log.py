@@ -19,6 +19,8 @@ import os
 import queue
 import threading
 
+from serving.label_kinds import BINARY, MULTICLASS, REGRESSION
+
 log = logging.getLogger("kserve.serving.prediction_log")
 
 # A request with this header (any value) is synthetic (warm-up, load test): its records carry
@@ -27,9 +29,9 @@ log = logging.getLogger("kserve.serving.prediction_log")
 SYNTHETIC_TRAFFIC_HEADER = "x-synthetic-traffic"
 SYNTHETIC_FIELD = "synthetic"
 
-# The record's prediction fields per label kind (serving/backends.py's kinds). The drift monitor
-# reads these: components/monitor/prediction_logs.py's PREDICTION_FIELDS equal them.
-PREDICTION_FIELDS = {"binary": "probability", "multiclass": "predicted_class", "regression": "value"}
+# The record's prediction fields per label kind. The drift monitor reads these:
+# components/monitor/config.py's PREDICTION_FIELDS equal them.
+PREDICTION_FIELDS = {BINARY: "probability", MULTICLASS: "predicted_class", REGRESSION: "value"}
 PROBABILITIES_FIELD = "probabilities"
 
 _STOP = object()
@@ -37,7 +39,7 @@ _STOP = object()
 
 def prediction_fields(kind: str, prediction) -> dict:
     """One prediction's fields in a record: a float (binary, regression) or K class probabilities."""
-    if kind == "multiclass":
+    if kind == MULTICLASS:
         probabilities = [float(p) for p in prediction]
         return {PROBABILITIES_FIELD: probabilities,
                 PREDICTION_FIELDS[kind]: max(range(len(probabilities)), key=probabilities.__getitem__)}

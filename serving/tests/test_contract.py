@@ -46,6 +46,8 @@ def test_label_kind_outputs_match():
     from components.common import label_kinds
     from serving.tests import stand_in
 
-    assert backends.OUTPUT_NAMES == label_kinds.OUTPUT_NAMES == stand_in.OUTPUT_NAMES
-    assert (backends.BINARY, backends.MULTICLASS, backends.REGRESSION) == label_kinds.KINDS
+    from serving import label_kinds as serving_kinds
+
+    assert serving_kinds.OUTPUT_NAMES == label_kinds.OUTPUT_NAMES == stand_in.OUTPUT_NAMES
+    assert (serving_kinds.BINARY, serving_kinds.MULTICLASS, serving_kinds.REGRESSION) == label_kinds.KINDS
     assert set(prediction_log.PREDICTION_FIELDS) == set(label_kinds.KINDS)
