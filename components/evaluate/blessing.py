@@ -6,7 +6,7 @@ import dataclasses
 from typing import Any
 
 from components.common import io as fio
-from components.common import names
+from components.common import label_kinds, names
 from components.evaluate.gates import Gate, finite_or_none
 
 
@@ -30,12 +30,19 @@ class Blessing:
     """baseline.py's models on the same splits: name → {name, auc, brier}."""
     calibration_curves: dict[str, list[list[float]]] = dataclasses.field(default_factory=dict)
     """Slice name → [mean prediction, observed positive rate, examples] per probability bin."""
+    label_kind: str = label_kinds.BINARY
+    classes: list[str] = dataclasses.field(default_factory=list)
+    """Multiclass: class i's name (ingest's metadata)."""
+    per_class: dict[str, dict[str, float | None]] = dataclasses.field(default_factory=dict)
+    """Multiclass: class name → one-vs-rest auc, precision, recall, f1 (overall)."""
+    fairness_metric: str = ""
+    """The metric the fairness gate compared (the kind's default where the policy's is another kind's)."""
 
     def gate(self, name: str) -> Gate:
         return next(g for g in self.gates if g.name == name)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        record = {
             "blessed": bool(self.blessed),
             "gates": [g.to_dict() for g in self.gates],
             "metrics": clean_metrics(self.metrics),
@@ -53,6 +60,12 @@ class Blessing:
             "decision_threshold": float(self.decision_threshold),
             "evaluation_seconds": float(self.evaluation_seconds),
         }
+        # A binary blessing keeps its earlier shape (readers default label_kind to binary).
+        if self.label_kind != label_kinds.BINARY:
+            record.update({"label_kind": self.label_kind, "classes": list(self.classes),
+                           "per_class": {c: clean_metrics(m) for c, m in self.per_class.items()},
+                           "fairness_metric": self.fairness_metric})
+        return record
 
     @classmethod
     def from_dict(cls, record: dict[str, Any]) -> "Blessing":
@@ -70,6 +83,10 @@ class Blessing:
             calibration_curves=record.get("calibration_curves", {}),
             bias_metrics=record.get("bias_metrics", {}),
             decision_threshold=record.get("decision_threshold", 0.5),
+            label_kind=record.get("label_kind", label_kinds.BINARY),
+            classes=record.get("classes", []),
+            per_class=record.get("per_class", {}),
+            fairness_metric=record.get("fairness_metric", ""),
         )
 
 

@@ -17,6 +17,7 @@ import dataclasses
 import math
 from typing import Any
 
+from components.common import label_kinds as kinds
 from components.common.gate_policy import RULE_INTERVAL, RULE_POINT
 
 GATE_METRIC_FLOOR = "metric_floor"
@@ -24,6 +25,11 @@ GATE_NO_REGRESSION = "no_regression"
 GATE_FAIRNESS = "fairness"
 GATE_CALIBRATION = "calibration"
 GATE_BASELINE = "baseline"
+
+# The metric each kind's floor, no-regression and baseline gates judge (higher is better), as
+# blessing.json's metrics name it, and how the details and reports write it.
+PRIMARY_METRIC = {kinds.BINARY: "auc", kinds.MULTICLASS: "macro_auc", kinds.REGRESSION: "r2"}
+PRIMARY_LABEL = {kinds.BINARY: "AUC", kinds.MULTICLASS: "macro AUC", kinds.REGRESSION: "R²"}
 
 Z_95 = 1.959964  # two-sided 95% normal quantile, for a gap's interval from two standard errors
 
@@ -115,14 +121,16 @@ def _count(metrics: dict[str, Any]) -> int | None:
 
 
 def metric_floor_gate(metrics: dict[str, float | None], interval: Interval, auc_floor: float,
-                      tfma_failures: list[str], rule: str = RULE_POINT, candidate: str = "candidate") -> Gate:
-    auc = finite_or_none(metrics.get("auc"))
+                      tfma_failures: list[str], rule: str = RULE_POINT, candidate: str = "candidate",
+                      metric: str = "auc", label: str = "AUC") -> Gate:
+    """`metric` (named `label`; the AUC, the macro AUC or the R²) >= its floor."""
+    auc = finite_or_none(metrics.get(metric))
     n = _count(metrics)
     if auc is None:
-        return Gate(GATE_METRIC_FLOOR, False, None, auc_floor, "candidate AUC undefined", n=n, rule=rule)
+        return Gate(GATE_METRIC_FLOOR, False, None, auc_floor, f"candidate {label} undefined", n=n, rule=rule)
     judged, what = _judged(auc, interval, rule, favourable_high=True)
     passed = judged >= auc_floor
-    detail = (f"candidate AUC {auc:.4f}{interval.text()}: {what} {judged:.4f} "
+    detail = (f"candidate {label} {auc:.4f}{interval.text()}: {what} {judged:.4f} "
               f"{'>=' if passed else '<'} floor {auc_floor:g}")
     value_failures = [f for f in tfma_failures if "(value)" in f and f.startswith(candidate)]
     detail += "; TFMA's value threshold (on its interval's lower bound) " + ("failed" if value_failures else "passed")
@@ -138,22 +146,24 @@ def no_regression_gate(
     tfma_failures: list[str],
     change_interval: Interval | None = None,
     rule: str = RULE_POINT,
+    metric: str = "auc",
+    label: str = "AUC",
 ) -> Gate:
     n = _count(metrics)
     if baseline_metrics is None:
         return Gate(GATE_NO_REGRESSION, True, None, max_auc_regression,
                     "not applicable: no champion to compare with", applicable=False, n=n, rule=rule)
-    auc = finite_or_none(metrics.get("auc"))
-    base = finite_or_none(baseline_metrics.get("auc"))
+    auc = finite_or_none(metrics.get(metric))
+    base = finite_or_none(baseline_metrics.get(metric))
     if auc is None or base is None:
         return Gate(GATE_NO_REGRESSION, False, None, max_auc_regression,
-                    f"AUC undefined (candidate {fmt(auc)}, champion {fmt(base)})", n=n, rule=rule)
+                    f"{label} undefined (candidate {fmt(auc)}, champion {fmt(base)})", n=n, rule=rule)
     change = auc - base
     interval = change_interval or Interval()
     judged, what = _judged(change, interval, rule, favourable_high=True)
     passed = judged >= -max_auc_regression
     who = f"champion {baseline_version}" if baseline_version else "champion"
-    detail = (f"candidate AUC {auc:.4f} vs {who} {base:.4f}: change {change:+.4f}{interval.text()}, "
+    detail = (f"candidate {label} {auc:.4f} vs {who} {base:.4f}: change {change:+.4f}{interval.text()}, "
               f"{what} {judged:+.4f} {'within' if passed else 'exceeds'} allowed drop {max_auc_regression:g}")
     change_failures = [f for f in tfma_failures if "(change)" in f]
     detail += "; TFMA's change threshold (on its interval's bound) " + ("failed" if change_failures else "passed")
@@ -283,28 +293,73 @@ def calibration_gate(metrics: dict[str, float | None], interval: Interval, band:
                 upper=interval.upper, n=n, rule=rule)
 
 
+def multiclass_calibration_gate(metrics: dict[str, float | None], interval: Interval, max_ece: float,
+                                rule: str = RULE_POINT) -> Gate:
+    """Multiclass: the expected calibration error of the top class's confidence (ten equal-width
+    bins, |accuracy - mean confidence| weighted by the bin's share) <= max_ece."""
+    ece = finite_or_none(metrics.get("expected_calibration_error"))
+    n = _count(metrics)
+    if ece is None:
+        return Gate(GATE_CALIBRATION, False, None, max_ece, "top-class expected calibration error undefined",
+                    n=n, rule=rule)
+    judged, what = _judged(ece, interval, rule, favourable_high=False)
+    passed = judged <= max_ece
+    detail = (f"expected calibration error of the top-class confidence {ece:.4f}{interval.text()} "
+              f"(mean confidence {fmt(finite_or_none(metrics.get('mean_confidence')))}, accuracy "
+              f"{fmt(finite_or_none(metrics.get('accuracy')))}): {what} {judged:.4f} "
+              f"{'<=' if passed else '>'} {max_ece:g}")
+    return Gate(GATE_CALIBRATION, passed, ece, max_ece, detail, lower=interval.lower, upper=interval.upper,
+                n=n, rule=rule)
+
+
+def regression_calibration_gate(metrics: dict[str, float | None], interval: Interval, band: tuple[float, float],
+                                rule: str = RULE_POINT) -> Gate:
+    """Regression: calibration of the mean (mean prediction / mean label) within `band`; with a mean
+    label <= 0 the ratio says nothing about bias, so the gate is not applicable (said so)."""
+    calibration = finite_or_none(metrics.get("calibration"))
+    mean_label = finite_or_none(metrics.get("mean_label"))
+    mean_prediction = finite_or_none(metrics.get("mean_prediction"))
+    n, (low, high) = _count(metrics), band
+    if mean_label is not None and mean_label <= 0:
+        return Gate(GATE_CALIBRATION, True, calibration, high,
+                    f"not applicable: mean label {mean_label:.4f} <= 0, mean prediction / mean label is no "
+                    "measure of bias", applicable=False, n=n, rule=rule)
+    if calibration is None:
+        return Gate(GATE_CALIBRATION, False, None, high, "calibration of the mean undefined", n=n, rule=rule)
+    ends, what = [calibration, calibration], "point estimate"
+    if rule == RULE_INTERVAL and interval.lower is not None and interval.upper is not None:
+        ends, what = [interval.lower, interval.upper], "interval"
+    passed = low <= ends[0] and ends[1] <= high
+    detail = (f"calibration of the mean (mean prediction {fmt(mean_prediction)} / mean label {fmt(mean_label)}) "
+              f"{calibration:.4f}{interval.text()}: {what} {'within' if passed else 'outside'} [{low:g}, {high:g}]")
+    return Gate(GATE_CALIBRATION, passed, calibration, high, detail, lower=interval.lower, upper=interval.upper,
+                n=n, rule=rule)
+
+
 def baseline_gate(candidate_auc: float | None, baseline: dict[str, Any] | None, margin: float,
                   n: int | None = None, candidate_interval: Interval | None = None,
-                  rule: str = RULE_POINT) -> Gate:
-    """Candidate AUC >= the simple baseline's AUC - margin (baseline.py fits it on the same split).
+                  rule: str = RULE_POINT, metric: str = "auc", label: str = "AUC") -> Gate:
+    """Candidate `metric` >= the simple baseline's - margin (baseline.py fits it on the same split).
 
-    The change's interval treats the two AUCs as independent (sqrt(se_a² + se_b²), the baseline's
-    se by DeLong): both models score the same rows, so it is wider than a paired one and
-    interval_bound judges conservatively. No baseline figure: not applicable."""
-    if baseline is None or finite_or_none(baseline.get("auc")) is None:
-        return Gate(GATE_BASELINE, True, None, margin, "not applicable: no baseline AUC", applicable=False,
+    The change's interval treats the two figures as independent (sqrt(se_a² + se_b²), the binary
+    baseline's se by DeLong; the other kinds' baselines record none, so no interval): both models
+    score the same rows, so it is wider than a paired one and interval_bound judges
+    conservatively. No baseline figure: not applicable."""
+    if baseline is None or finite_or_none(baseline.get(metric)) is None:
+        return Gate(GATE_BASELINE, True, None, margin, f"not applicable: no baseline {label}", applicable=False,
                     n=n, rule=rule)
-    name, auc = baseline["name"], float(baseline["auc"])
+    name, auc = baseline["name"], float(baseline[metric])
     if candidate_auc is None or not math.isfinite(candidate_auc):
-        return Gate(GATE_BASELINE, False, None, margin, f"candidate AUC undefined; {name} AUC {auc:.4f}",
+        return Gate(GATE_BASELINE, False, None, margin, f"candidate {label} undefined; {name} {label} {auc:.4f}",
                     n=n, rule=rule)
     change = candidate_auc - auc
     interval = difference_interval(change, (candidate_interval or Interval()).standard_error,
-                                   finite_or_none(baseline.get("auc_standard_error")))
+                                   finite_or_none(baseline.get(f"{metric}_standard_error")))
     judged, what = _judged(change, interval, rule, favourable_high=True)
     passed = judged >= -margin
-    detail = (f"candidate AUC {candidate_auc:.4f} vs {name} baseline {auc:.4f} "
-              f"(Brier {fmt(finite_or_none(baseline.get('brier')))}): change {change:+.4f}{interval.text()}, "
+    brier = f" (Brier {fmt(finite_or_none(baseline.get('brier')))})" if "brier" in baseline else ""
+    detail = (f"candidate {label} {candidate_auc:.4f} vs {name} baseline {auc:.4f}{brier}: "
+              f"change {change:+.4f}{interval.text()}, "
               f"{what} {judged:+.4f} {'within' if passed else 'exceeds'} margin {margin:g}")
     return Gate(GATE_BASELINE, passed, change, margin, detail, lower=interval.lower, upper=interval.upper,
                 n=n, rule=rule)
