@@ -24,26 +24,66 @@ otherwise says that intervals were not computed.
 
 from __future__ import annotations
 
+import dataclasses
+
 from collections.abc import Mapping
 from typing import Any
 
 from components.common import io as fio
-from components.common import names
+from components.common import label_kinds, names
 
 CARD_FORMAT = 1
 
 # Metrics in the order a reader looks for them; others the blessing has follow, sorted.
-METRIC_ORDER = ("auc", "accuracy", "precision", "recall", "false_positive_rate", "false_negative_rate",
-                "calibration", "expected_calibration_error", "brier_score", "log_loss", "mean_label",
-                "mean_prediction", "example_count")
-SLICE_METRICS = ("auc", "false_positive_rate", "false_negative_rate", "accuracy")
-GATE_RULES = {  # what each gate of components/evaluate demands
-    "metric_floor": "candidate AUC >= {t:g}",
-    "no_regression": "AUC change vs champion >= -{t:g}",
-    "fairness": "largest slice gap <= {t:g}",
-    "calibration": "calibration in band, ECE <= {t:g}",
-    "baseline": "AUC change vs logistic regression >= -{t:g}",
+METRIC_ORDER = ("auc", "macro_auc", "r2", "accuracy", "macro_f1", "precision", "recall", "false_positive_rate",
+                "false_negative_rate", "mean_absolute_error", "root_mean_squared_error", "mean_squared_error",
+                "calibration", "expected_calibration_error", "mean_confidence", "brier_score", "log_loss",
+                "mean_label", "mean_prediction", "example_count")
+
+
+@dataclasses.dataclass(frozen=True)
+class KindFigures:
+    """What the card shows for one label kind (names as components/evaluate records them)."""
+
+    primary: str
+    """The gates' metric, in words."""
+    slice_metrics: tuple[tuple[str, str], ...]
+    """(metric, column header) per slice value."""
+    baseline_metrics: tuple[tuple[str, str], ...]
+    """(metric, column header) of the simple-baselines table (the candidate's from its eval metrics)."""
+    calibration_rule: str
+
+
+KIND_FIGURES = {
+    label_kinds.BINARY: KindFigures(
+        "AUC", (("auc", "AUC"), ("false_positive_rate", "FPR"), ("false_negative_rate", "FNR"), ("accuracy", "accuracy")),
+        (("auc", "AUC"), ("brier", "Brier score")), "calibration in band, ECE <= {t:g}"),
+    label_kinds.MULTICLASS: KindFigures(
+        "macro AUC", (("accuracy", "accuracy"), ("macro_f1", "macro-F1"), ("macro_auc", "macro AUC"),
+                      ("log_loss", "log-loss")),
+        (("macro_auc", "macro AUC"), ("accuracy", "accuracy"), ("log_loss", "log-loss")),
+        "top-class ECE <= {t:g}"),
+    label_kinds.REGRESSION: KindFigures(
+        "R²", (("mean_absolute_error", "MAE"), ("root_mean_squared_error", "RMSE"), ("r2", "R²"),
+               ("mean_prediction", "mean prediction"), ("mean_label", "mean label")),
+        (("r2", "R²"), ("mean_absolute_error", "MAE"), ("mean_squared_error", "MSE")),
+        "mean prediction / mean label in band (upper {t:g})"),
 }
+# A baseline records the Brier score as "brier"; the candidate's eval metrics as "brier_score".
+CANDIDATE_METRIC = {"brier": "brier_score"}
+
+
+def gate_rules(kind: str) -> dict[str, str]:
+    """What each gate of components/evaluate demands, in the kind's metric."""
+    figures = KIND_FIGURES[kind]
+    simple = "logistic regression" if kind == label_kinds.BINARY else "the best simple model"
+    return {
+        "metric_floor": f"candidate {figures.primary} >= {{t:g}}",
+        "no_regression": f"{figures.primary} change vs champion >= -{{t:g}}",
+        "fairness": "largest slice gap <= {t:g}",
+        "calibration": figures.calibration_rule,
+        "baseline": f"{figures.primary} change vs {simple} >= -{{t:g}}",
+    }
 INTERVALS_NOT_COMPUTED = ("Intervals: not computed. The blessing records point estimates on the eval split; "
                           "no confidence intervals were computed, so none are shown.")
 INTERVALS_COMPUTED = "Intervals: TFMA's 95% jackknife intervals on the eval split."
@@ -92,8 +132,7 @@ def _metric_keys(*metric_dicts: Mapping[str, Any] | None) -> list[str]:
 
 def _intended_use(data: Mapping[str, Any], ingest: Mapping[str, Any], blessing: Mapping[str, Any]) -> dict[str, Any]:
     label, meaning, source = data.get("label"), data.get("label_meaning"), data.get("source")
-    target = f"`{label}` is positive ({meaning})" if meaning else f"`{label}` is positive" if label else \
-        "the positive class (label not recorded)"
+    kind = data.get("label_kind") or label_kinds.BINARY
     evaluated_on = data.get("eval_source") or "a held-out split of the same source"
     if blessing.get("skipped_slices"):
         groups = "Slice values the fairness gate left out (see caveats): the model's quality there was not judged."
@@ -102,17 +141,37 @@ def _intended_use(data: Mapping[str, Any], ingest: Mapping[str, Any], blessing: 
     else:
         groups = None
     return {
-        "use": f"Binary classifier: the probability that {target}, for one row with the feature "
-               f"columns listed, from data like `{source or 'the training data (source not recorded)'}`.",
+        "use": f"{_what_it_answers(data)}, for one row with the feature columns listed, from data like "
+               f"`{source or 'the training data (source not recorded)'}`.",
         "feature_columns": list(ingest.get("feature_columns") or []),
         "slice_columns": list(ingest.get("slices") or []),
         "out_of_scope": [item for item in (
             f"Rows from another source or population: the model was evaluated only on {evaluated_on}.",
             groups,
-            "Decisions on the score alone: the gates judge ranking quality (AUC), regression against the "
-            "champion and gaps between slice values, not what a wrong decision costs.",
+            f"Decisions on the {'value' if kind == label_kinds.REGRESSION else 'score'} alone: the gates judge "
+            f"{JUDGED_QUALITY[kind]}, regression against the champion and gaps between slice values, not what "
+            "a wrong decision costs.",
         ) if item],
     }
+
+
+JUDGED_QUALITY = {label_kinds.BINARY: "ranking quality (AUC)",
+                  label_kinds.MULTICLASS: "ranking quality per class (macro-averaged AUC)",
+                  label_kinds.REGRESSION: "the share of variance explained (R²)"}
+
+
+def _what_it_answers(data: Mapping[str, Any]) -> str:
+    """The model's answer in words, for its label's kind (an older lineage without one: binary)."""
+    label, meaning = data.get("label"), data.get("label_meaning")
+    kind = data.get("label_kind") or label_kinds.BINARY
+    if kind == label_kinds.MULTICLASS:
+        classes = ", ".join(f"`{c}`" for c in data.get("classes") or [])
+        return f"Multi-class classifier: the probability of each class of `{label}` ({classes})"
+    if kind == label_kinds.REGRESSION:
+        return f"Regressor: the expected value of `{label}`"
+    target = f"`{label}` is positive ({meaning})" if meaning else f"`{label}` is positive" if label else \
+        "the positive class (label not recorded)"
+    return f"Binary classifier: the probability that {target}"
 
 
 def _caveats(blessing: Mapping[str, Any], lineage: Mapping[str, Any], published: bool,
@@ -174,6 +233,7 @@ def build_card(
     environment = lineage.get("environment") or {}
     return {
         "card_format": CARD_FORMAT,
+        "label_kind": data.get("label_kind") or blessing.get("label_kind") or label_kinds.BINARY,
         "model_name": model_name,
         "model_version": lineage.get("model_version"),
         "published": bool(published),
@@ -335,9 +395,11 @@ def card_markdown(card: Mapping[str, Any]) -> str:
     lines += ["", f"## Gates: {'BLESSED' if card['blessed'] else 'NOT BLESSED'}", "",
               "| gate | verdict | value | 95% interval | n | rule | judged on | detail |",
               "|---|---|---|---|---|---|---|---|"]
+    kind = card.get("label_kind") or label_kinds.BINARY
+    figures, rules = KIND_FIGURES[kind], gate_rules(kind)
     for gate in card["gates"]:
         threshold = gate.get("threshold")
-        rule = GATE_RULES.get(gate["name"], "threshold {t:g}").format(t=threshold) if threshold is not None else None
+        rule = rules.get(gate["name"], "threshold {t:g}").format(t=threshold) if threshold is not None else None
         verdict = "**FAIL**" if gate["verdict"] == "FAIL" else gate["verdict"]
         interval = _interval({"g": gate}, "g")
         lines.append(f"| {cell(gate['name'])} | {verdict} | {cell(gate.get('value'))} | {cell(interval)} | "
@@ -345,10 +407,13 @@ def card_markdown(card: Mapping[str, Any]) -> str:
                      f"{cell(gate.get('detail'))} |")
     baselines, evaluated = card.get("simple_baselines") or {}, card["metrics"]["eval_split"]
     if baselines:
-        lines += ["", "## Against simple baselines (same splits)", "", "| model | AUC | Brier score |", "|---|---|---|",
-                  f"| candidate | {cell(evaluated.get('auc'))} | {cell(evaluated.get('brier_score'))} |"]
-        lines += [f"| {cell(name)} | {cell(b.get('auc'))} | {cell(b.get('brier'))} |" for name, b in baselines.items()]
-    if card.get("decision_threshold") is not None:
+        columns = figures.baseline_metrics
+        lines += ["", "## Against simple baselines (same splits)", "",
+                  "| model | " + " | ".join(header for _, header in columns) + " |", "|---|" + "---|" * len(columns),
+                  "| candidate | " + " | ".join(cell(evaluated.get(CANDIDATE_METRIC.get(k, k))) for k, _ in columns) + " |"]
+        lines += [f"| {cell(name)} | " + " | ".join(cell(b.get(k)) for k, _ in columns) + " |"
+                  for name, b in baselines.items()]
+    if kind == label_kinds.BINARY and card.get("decision_threshold") is not None:
         lines += ["", f"Rates (FPR, FNR, accuracy) at decision threshold {cell(card['decision_threshold'])}."]
 
     metrics, intervals, comparison = card["metrics"]["eval_split"], card["metrics"]["intervals"], card["comparison"]
@@ -377,11 +442,12 @@ def card_markdown(card: Mapping[str, Any]) -> str:
     skipped = {(s.get("column"), s.get("value")) for s in card["skipped_slices"]}
     lines += ["", "## Per-slice results"]
     for column, values in sorted(card["slices"].items()):
+        headers = [header for _, header in figures.slice_metrics]
         lines += ["", f"### `{column}`", "",
-                  "| value | n | AUC | FPR | FNR | accuracy | in fairness gate |", "|---|---|---|---|---|---|---|"]
+                  "| value | n | " + " | ".join(headers) + " | in fairness gate |", "|---|---|" + "---|" * (len(headers) + 1)]
         for value, m in sorted(values.items()):
-            figures = " | ".join(cell(m.get(k)) for k in SLICE_METRICS)
-            lines.append(f"| {cell(value)} | {cell(_figure('example_count', m.get('example_count')))} | {figures} | "
+            row = " | ".join(cell(m.get(k)) for k, _ in figures.slice_metrics)
+            lines.append(f"| {cell(value)} | {cell(_figure('example_count', m.get('example_count')))} | {row} | "
                          f"{'no (skipped)' if (column, value) in skipped else 'yes'} |")
     if not card["slices"]:
         lines += ["", "The blessing has no per-slice results (no slice column was evaluated)."]

@@ -339,7 +339,6 @@ def push(
     )
 
 
-GATE_RULES = model_card.GATE_RULES  # what each gate of components/evaluate demands
 SUMMARY_METRICS = ("auc", "accuracy", "precision", "recall", "false_positive_rate", "false_negative_rate",
                    "calibration", "expected_calibration_error", "brier_score", "example_count")
 _md = model_card.cell  # a table cell
@@ -358,9 +357,11 @@ def report_markdown(result: PushResult, blessing: dict, lineage: dict | None = N
     against the champion, and the lineage of the model now in the registry (when there is one)."""
     lines = [f"# Push: {_verdict(result, blessing)}", "", f"**Why:** {result.reason}", "", "## Gates", "",
              "| gate | result | value | rule | detail |", "|---|---|---|---|---|"]
+    kind = blessing.get("label_kind") or label_kinds.BINARY
+    rules = model_card.gate_rules(kind)  # what each gate of components/evaluate demands
     for gate in blessing.get("gates", []):
         threshold = gate.get("threshold")
-        rule = GATE_RULES.get(gate["name"], "threshold {t:g}").format(t=threshold) if threshold is not None else "n/a"
+        rule = rules.get(gate["name"], "threshold {t:g}").format(t=threshold) if threshold is not None else "n/a"
         verdict = model_card.gate_verdict(gate)
         lines.append(f"| {_md(gate['name'])} | {'**FAIL**' if verdict == 'FAIL' else verdict} | "
                      f"{_md(gate.get('value'))} | {_md(rule)} | {_md(gate.get('detail', ''))} |")
@@ -373,7 +374,8 @@ def report_markdown(result: PushResult, blessing: dict, lineage: dict | None = N
             lines += [f"| metric | candidate | {_md(champion)} | change |", "|---|---|---|---|"]
         else:
             lines += ["| metric | candidate |", "|---|---|"]
-        for key in SUMMARY_METRICS:
+        keys = SUMMARY_METRICS if kind == label_kinds.BINARY else [k for k in model_card.METRIC_ORDER if k in metrics]
+        for key in keys:
             value = metrics.get(key)
             if key == "example_count" and value is not None:
                 value = int(value)

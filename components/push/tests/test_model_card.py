@@ -290,3 +290,35 @@ def test_component_writes_the_model_card_artifact_for_a_rejected_model(run, tmp_
     assert "Passed: 0 anomalies; schema inferred; rows train 8, eval 2." in text
     assert not (tmp_path / "registry").exists()
     assert "card" not in json.loads((tmp_path / "pushed" / names.PUSH_RESULT_FILE).read_text())
+
+
+@pytest.mark.parametrize("kind, metrics, baselines, slice_figures, expected", [
+    ("multiclass", {"accuracy": 0.985, "macro_auc": 1.0, "macro_f1": 0.98, "log_loss": 0.025, "example_count": 68.0},
+     {"majority": {"name": "majority", "accuracy": 0.43, "macro_auc": 0.5, "log_loss": 1.06}},
+     {"accuracy": 0.97, "macro_f1": 0.66, "macro_auc": 1.0, "log_loss": 0.05, "example_count": 32.0},
+     ["Multi-class classifier: the probability of each class of `species` (`Adelie`, `Chinstrap`, `Gentoo`)",
+      "| model | macro AUC | accuracy | log-loss |", "| candidate | 1.0000 | 0.9850 | 0.0250 |",
+      "| majority | 0.5000 | 0.4300 | 1.0600 |", "| value | n | accuracy | macro-F1 | macro AUC | log-loss |",
+      "| Biscoe | 32 | 0.9700 | 0.6600 | 1.0000 | 0.0500 | yes |", "candidate macro AUC >= 0.7"]),
+    ("regression", {"r2": 0.35, "mean_absolute_error": 3.14, "mean_squared_error": 15.55, "example_count": 2052.0},
+     {"mean": {"name": "mean", "r2": -0.0003, "mean_absolute_error": 3.88, "mean_squared_error": 23.8}},
+     {"mean_absolute_error": 3.2, "root_mean_squared_error": 4.0, "r2": 0.3, "mean_prediction": 12.0,
+      "mean_label": 12.1, "example_count": 764.0},
+     ["Regressor: the expected value of `species`", "| model | R² | MAE | MSE |",
+      "| candidate | 0.3500 | 3.1400 | 15.5500 |", "| mean | -0.0003 | 3.8800 | 23.8000 |",
+      "| Biscoe | 764 | 3.2000 | 4.0000 | 0.3000 | 12.0000 | 12.1000 | yes |", "candidate R² >= 0.7",
+      "R² change vs the best simple model >= -0.01"]),
+])
+def test_card_shows_the_label_kinds_figures(kind, metrics, baselines, slice_figures, expected):
+    gates = [Gate("metric_floor", True, 0.9, 0.7, "floor"), Gate("baseline", True, 0.0, 0.01, "baseline")]
+    blessing = Blessing(blessed=True, gates=gates, metrics=metrics, baseline_metrics=None, baseline_version=None,
+                        slices={"island": {"Biscoe": slice_figures}}, skipped_slices=[],
+                        evaluation_seconds=1.0).to_dict() | {"simple_baselines": baselines, "decision_threshold": 0.0}
+    lineage = {"data": {"label": "species", "label_kind": kind,
+                        "classes": ["Adelie", "Chinstrap", "Gentoo"] if kind == "multiclass" else []}}
+    text = model_card.card_markdown(model_card.build_card(
+        model_name="m", published=False, reason="r", model_uri=None, blessing=blessing, lineage=lineage, infra=None,
+        data_validation=None))
+    for line in expected:
+        assert line in text, line
+    assert "AUC change vs logistic regression" not in text and "decision threshold" not in text
