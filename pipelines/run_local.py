@@ -169,6 +169,7 @@ def summarize(run_dir: str | None, config: PipelineConfig, started: float, error
         slices=blessing.get("slices", {}),
         gates=blessing.get("gates", []),
         simple_baselines=blessing.get("simple_baselines", {}),
+        **_label_kind_summary(blessing),
         bias_metrics={c: b.get("difference") for c, b in (blessing.get("bias_metrics") or {}).items()},
         decision_threshold=blessing.get("decision_threshold"),
         baseline_version=blessing.get("baseline_version"),
@@ -182,6 +183,18 @@ def summarize(run_dir: str | None, config: PipelineConfig, started: float, error
         summary["deploy"] = {k: deployed.get(k) for k in
                              ("target", "outcome", "reason", "candidate_version", "stable_version")}
     return summary
+
+
+def _label_kind_summary(blessing: dict) -> dict:
+    """The label kind (binary for older blessings), its classes and per-class figures, and the
+    primary metric the gates judged (AUC, macro one-vs-rest AUC or R²) with its value."""
+    from components.common import label_kinds
+    from components.evaluate.gates import PRIMARY_METRIC
+
+    kind = blessing.get("label_kind", label_kinds.BINARY)
+    primary = PRIMARY_METRIC.get(kind, "auc")
+    return {"label_kind": kind, "classes": blessing.get("classes", []), "per_class": blessing.get("per_class", {}),
+            "primary_metric": {"name": primary, "value": (blessing.get("metrics") or {}).get(primary)}}
 
 
 def print_summary(summary: dict, path: str) -> None:

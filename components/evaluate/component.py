@@ -51,7 +51,10 @@ def evaluate(
     baseline_r2_margin: float = 0.01,
 ):
     """TFMA on the eval split vs the registry's champion → floor, regression, fairness, calibration
-    and simple-baseline gates, each with its 95% interval."""
+    and simple-baseline gates, each with its 95% interval. The label's kind (examples' metadata)
+    chooses the figures: binary ROC + 2x2 confusion matrix, multiclass the K x K confusion matrix
+    with the class names (ClassificationMetrics, per slice in sliced_metrics), regression
+    MSE/MAE/R² in eval_metrics (no classification figures)."""
     import os
     import shutil
 
@@ -62,7 +65,9 @@ def evaluate(
         classification_curves,
         log_classification_metrics,
         log_sliced_classification_metrics,
+        multiclass_curves,
     )
+    from components.common import label_kinds
     from components.evaluate.evaluate import evaluate as run_evaluate
     from components.common import io as fio
     from components.push.registry import read_champion
@@ -104,6 +109,8 @@ def evaluate(
             "baseline_version": result.baseline_version or "",
             "decision_threshold": result.decision_threshold,
             "gates": [g.to_dict() for g in result.gates],
+            "label_kind": result.label_kind,
+            "classes": list(result.classes),
         }
     )
     for gate in result.gates:
@@ -112,7 +119,11 @@ def evaluate(
     shutil.copyfile(os.path.join(blessing.path, FAIRNESS_HTML_FILE), fairness_html.path)
     fairness_html.metadata["blessed"] = result.blessed
 
-    curves = classification_curves(fio.beam_location(evaluation), result.decision_threshold)
+    if result.label_kind == label_kinds.REGRESSION:
+        return  # no classes: eval_metrics holds MSE, MAE and R²
+    categories = result.classes if result.label_kind == label_kinds.MULTICLASS else None
+    curves = (multiclass_curves(fio.beam_location(evaluation), result.classes) if categories
+              else classification_curves(fio.beam_location(evaluation), result.decision_threshold))
     if OVERALL in curves:
-        log_classification_metrics(classification_metrics, curves[OVERALL])
-    log_sliced_classification_metrics(sliced_metrics, curves)
+        log_classification_metrics(classification_metrics, curves[OVERALL], categories)
+    log_sliced_classification_metrics(sliced_metrics, curves, categories)

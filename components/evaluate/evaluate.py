@@ -21,6 +21,22 @@ Rates are taken at the decision threshold train chose on validation unless the p
 The module keeps TFMA's configuration and output reading; blessing.py holds the record, report.py
 the pages, bias.py the DetectModelBias figures, tfma_metrics.py the Brier score and log-loss.
 
+The label's kind (ingest's metadata `label_kind`; none: binary) chooses the figures and the
+gates' metric (gates.PRIMARY_METRIC), with the same five gates and records:
+
+* multiclass ("probabilities" [N, K]): macro one-vs-rest AUC (TFMA's macro_average over the
+  binarized classes, on a slice over the classes it has), accuracy, macro-F1, log-loss, Brier,
+  each class's AUC/precision/recall/F1 and the K x K confusion matrix. Floor and no regression on
+  the macro AUC (auc_floor, max_auc_regression); fairness on per-slice accuracy unless
+  fairness_metric names a multiclass metric; calibration: the top-class confidence's ECE <=
+  max_expected_calibration_error; baseline: the better of a majority-class predictor and a
+  multinomial logistic regression (baseline_auc_margin).
+* regression ("value" [N, 1]): MSE, RMSE, MAE, R² (tfma_metrics.py), mean label / prediction.
+  Floor and no regression on R² (r2_floor, max_r2_regression); fairness on each slice's MAE
+  divided by the overall MAE unless fairness_metric names a regression metric; calibration: mean
+  prediction / mean label in [calibration_min, calibration_max]; baseline: the better of a mean
+  predictor and a ridge regression (baseline_r2_margin). TFMA's thresholds sit on the overall slice.
+
 Outputs: TFMA's output in `evaluation_dir` (tfma.load_eval_result works on it), and
 `<blessing_dir>/blessing.json` + `<blessing_dir>/fairness_report.{md,html}` (the HTML page also
 carries the per-slice ROC points and confusion matrices).
@@ -102,14 +118,14 @@ MULTICLASS_METRIC_NAMES = {name: name for name in (
 REGRESSION_METRIC_NAMES = {name: name for name in (
     "example_count", "mean_squared_error", "root_mean_squared_error", "mean_absolute_error", "r2",
     "mean_label", "mean_prediction", "calibration")}
+# Regression's default fairness figure: each slice's MAE over the overall MAE (a unitless gap).
+RELATIVE_MAE = "relative_mean_absolute_error"
 KIND_METRICS = {kinds.BINARY: (*METRIC_NAMES, ECE), kinds.MULTICLASS: (MACRO_AUC, *MULTICLASS_METRIC_NAMES),
-                kinds.REGRESSION: tuple(REGRESSION_METRIC_NAMES)}
+                kinds.REGRESSION: (*REGRESSION_METRIC_NAMES, RELATIVE_MAE)}
 KIND_TFMA_TO_METRIC = {kinds.BINARY: TFMA_TO_METRIC,
                        kinds.MULTICLASS: {v: k for k, v in MULTICLASS_METRIC_NAMES.items()},
                        kinds.REGRESSION: {v: k for k, v in REGRESSION_METRIC_NAMES.items()}}
 PER_CLASS_METRICS = ("auc", "precision", "recall", "f1")  # one-vs-rest, per class
-# Regression's default fairness figure: each slice's MAE over the overall MAE (a unitless gap).
-RELATIVE_MAE = "relative_mean_absolute_error"
 FAIRNESS_DEFAULTS = {kinds.MULTICLASS: "accuracy", kinds.REGRESSION: RELATIVE_MAE}
 FAIRNESS_CHOICES = {kinds.MULTICLASS: MULTICLASS_FAIRNESS_METRICS, kinds.REGRESSION: REGRESSION_FAIRNESS_METRICS}
 
@@ -855,17 +871,14 @@ def bless(
         if len(key) == 1 and key[0][0] in per_slice:
             column, value = key[0]
             per_slice[column][value] = _full_metrics(values, label_kind)
-            if RELATIVE_MAE in values:
-                per_slice[column][value][RELATIVE_MAE] = values[RELATIVE_MAE]
             slice_intervals[column][value] = Interval.of(intervals.get(key, {}).get(policy.fairness_metric))
     version = (baseline_version or None) if has_baseline else None
     gates, skipped = _gates(evaluation_dir, figures.intervals.get(CANDIDATE, {}).get((), {}), metrics,
                             baseline_metrics, version, per_slice, slice_intervals, policy, label_kind,
                             simple_baselines or {})
     curves = figures.calibration_curves.get(CANDIDATE, {})
-    roc = classification_curves(evaluation_dir, policy.decision_threshold) if binary else {}
-    if label_kind == kinds.MULTICLASS:
-        roc = multiclass_curves(evaluation_dir, classes)
+    roc = ({} if label_kind == kinds.REGRESSION else multiclass_curves(evaluation_dir, classes)
+           if label_kind == kinds.MULTICLASS else classification_curves(evaluation_dir, policy.decision_threshold))
     blessing = Blessing(
         blessed=all(g.passed for g in gates),
         gates=gates,
