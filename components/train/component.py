@@ -72,7 +72,7 @@ def train(
         training_metrics.log_metric(name, value)
     training_metrics.log_metric("onnx_max_abs_diff", info["onnx"]["max_abs_diff"])
     training_metrics.log_metric("epochs_run", info["epochs_run"])
-    for name, value in (info["calibration"] or {}).get("after", {}).items():  # none for regression
+    for name, value in info["calibration"]["after"].items():
         training_metrics.log_metric(f"validation_{name}", value)
     if info["tuning"]:  # the trials are in model_info.json; the UI shows the outcome
         training_metrics.log_metric("tuning_trials_run", len(info["tuning"]["trials"]))

@@ -643,15 +643,20 @@ def _predict(model, dataset):
 
 
 def _fit_calibrator(model, validation_ds, method: str, weights: dict[int, float], head: heads.Head):
-    """The calibrator fitted on validation, and its figures before and after (calibration.py);
-    (None, None) for a regression head: its mean's calibration is judged by evaluate."""
+    """The calibrator fitted on validation, and its figures before and after (calibration.py)."""
     import numpy as np
     import tf_keras as keras
 
-    if head.kind == label_kinds.REGRESSION:
-        return None, None
     logit_model = keras.Model(model.inputs, model.get_layer(LOGIT).output)
     logits, labels = _predict(logit_model, validation_ds)
+    if head.kind == label_kinds.REGRESSION:
+        values = head.label_std * logits[:, 0] + head.label_mean
+        linear = calibration.fit_linear(values, labels, method)
+        return linear, {
+            **linear.to_dict(), "requested": method, "fitted_on": names.VALIDATION, "rows": int(len(labels)),
+            "before": calibration.regression_summary(values, labels),
+            "after": calibration.regression_summary(linear.apply(values), labels), "decision_threshold": None,
+        }
     if head.kind == label_kinds.MULTICLASS:
         softmax = calibration.fit_softmax(logits, labels, method, calibration.prior_shifts(weights, head.units))
         return softmax, {
@@ -677,14 +682,13 @@ def _fit_calibrator(model, validation_ds, method: str, weights: dict[int, float]
 
 
 def calibrated_model(model, calibrator, head: heads.Head):
-    """The trained model with its sigmoid (softmax) replaced by the calibrator, the output named by
-    the kind; a regression model (no calibrator) as it is."""
+    """The trained model with its output layer replaced by the calibrator, named by the kind."""
     import tf_keras as keras
 
-    if calibrator is None:
-        return model
     logit = model.get_layer(LOGIT).output
-    if head.kind == label_kinds.MULTICLASS:
+    if head.kind == label_kinds.REGRESSION:
+        out = calibration.linear_layer(calibrator, logit, head.label_std, head.label_mean, head.output_name)
+    elif head.kind == label_kinds.MULTICLASS:
         out = calibration.softmax_layers(calibrator, logit, head.output_name)
     else:
         out = calibration.calibration_layers(calibrator, logit, head.output_name)
