@@ -740,8 +740,10 @@ def evaluate(
     models = {CANDIDATE: resolve_saved_model(model_dir, "model")}
     if baseline_model_dir:
         models[BASELINE] = resolve_saved_model(baseline_model_dir, "baseline (champion) model")
+    model_info = _model_info(model_dir)
+    _check_model_kind(model_info, label_kind, classes, model_dir)
     if label_kind == kinds.BINARY:  # only a probability has a decision threshold
-        gate_policy = gate_policy.with_model_threshold(_model_threshold(model_dir))
+        gate_policy = gate_policy.with_model_threshold(model_info.get("decision_threshold"))
     floor, max_drop, _ = primary_bounds(gate_policy, label_kind)
     eval_config = build_eval_config(
         label,
@@ -765,10 +767,23 @@ def evaluate(
                  evaluation_seconds=seconds, label_kind=label_kind, classes=classes)
 
 
-def _model_threshold(model_dir: str) -> float | None:
-    """The decision threshold train chose on validation (model_info.json), if it recorded one."""
+def _model_info(model_dir: str) -> dict[str, Any]:
+    """train's model_info.json (the decision threshold it chose on validation, the label kind and
+    classes it learned); {} for a model without one (the tests' stand-ins)."""
     info = fio.join(model_dir, names.MODEL_INFO_FILE)
-    return fio.read_json(info).get("decision_threshold") if fio.exists(info) else None
+    return fio.read_json(info) if fio.exists(info) else {}
+
+
+def _check_model_kind(model_info: dict[str, Any], label_kind: str, classes: list[str], model_dir: str) -> None:
+    """A model trained for another label kind or other classes would fail inside TFMA, or be scored
+    against the wrong class names: say so first."""
+    model_kind = model_info.get("label_kind", label_kind)
+    if model_kind != label_kind:
+        raise PipelineInputError(f"model {model_dir} was trained for a {model_kind} label, the examples' label is "
+                                 f"{label_kind}")
+    model_classes = model_info.get("classes")
+    if label_kind == kinds.MULTICLASS and model_classes and list(model_classes) != classes:
+        raise PipelineInputError(f"model {model_dir} learned classes {model_classes}, the examples have {classes}")
 
 
 def _gates(

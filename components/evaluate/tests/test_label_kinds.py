@@ -513,3 +513,18 @@ def test_regression_calibration_is_not_applicable_around_a_zero_mean():
     ok = gt.regression_calibration_gate({"calibration": 1.1, "mean_label": 2.0, "mean_prediction": 2.2},
                                         gt.Interval(1.0, 1.3), (0.8, 1.25), rule="interval_bound")
     assert ok.verdict == "FAIL" and "interval outside" in ok.detail
+
+
+def test_a_model_of_another_kind_or_classes_is_refused_before_tfma(penguins, softmax_models, classes, tmp_path):
+    import shutil
+
+    model_dir = str(tmp_path / "model")
+    shutil.copytree(softmax_models["good"], model_dir)
+    info = os.path.join(model_dir, names.MODEL_INFO_FILE)
+    for record, message in (({"label_kind": "regression"}, "trained for a regression label"),
+                            ({"label_kind": "multiclass", "classes": classes[::-1]}, "learned classes")):
+        with open(info, "w") as f:
+            json.dump(record, f)
+        with pytest.raises(PipelineInputError, match=message):
+            ev.evaluate(penguins, model_dir, str(tmp_path / "e"), str(tmp_path / "b"), label="species", slices=[])
+        assert not os.path.exists(tmp_path / "e")
