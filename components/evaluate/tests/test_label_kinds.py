@@ -435,6 +435,18 @@ def test_regression_reports(regression_run):
     assert "Slice gender: MAE / overall MAE gap" in page and "ROC curve" not in page and "Confusion" not in page
 
 
+def test_regression_component_logs_its_figures(wages, linear_models, tmp_path):
+    """Metrics holds MSE, MAE and R²; no classification figures for a regression label."""
+    blessing, outputs = _run_component(wages, linear_models["good"], tmp_path, "wage", ["gender"])
+    metrics = outputs[names.EVAL_METRICS].metadata
+    for key in ("mean_squared_error", "mean_absolute_error", "r2", "calibration"):
+        assert metrics[key] == pytest.approx(blessing.metrics[key])
+    assert blessing.blessed and blessing.gate("no_regression").value == pytest.approx(0.0, abs=1e-9)
+    assert "confusionMatrix" not in outputs[names.CLASSIFICATION_METRICS].metadata
+    assert outputs[names.BLESSING].metadata["label_kind"] == "regression"
+    assert "R²" in (tmp_path / "report.md").read_text()
+
+
 # ------------------------------------------------------------------------------------------------
 # Without TFMA
 
