@@ -41,6 +41,27 @@ def _counts(stats: dict) -> dict:
     return out
 
 
+def _plain_count_on(beam_args: list[str], examples: str) -> dict:
+    """The train split's records counted by a plain Read → Count pipeline on the runner: whether the
+    runner runs Beam at all, apart from TFDV's graph."""
+    import apache_beam as beam
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    from components.common import names
+    from components.ingest.ingest import split_path
+
+    out = os.path.join(examples, "plain_count.txt")  # the workers are other processes: a file carries the count
+    try:
+        started = time.perf_counter()
+        with beam.Pipeline(options=PipelineOptions(beam_args)) as pipeline:
+            _ = (pipeline | beam.io.ReadFromTFRecord(split_path(examples, names.TRAIN))
+                 | beam.combiners.Count.Globally() | beam.io.WriteToText(out, shard_name_template=""))
+        seconds = time.perf_counter() - started
+        return {"seconds": round(seconds, 2), "records": int(Path(out).read_text().strip() or -1)}
+    except Exception as exc:  # a measurement: record what the runner could not do
+        return {"failed": f"{type(exc).__name__}: {exc}"[:1000]}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", type=Path, required=True)
@@ -71,6 +92,7 @@ def main() -> None:
         cluster = LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True, dashboard_address=None)
         client = Client(cluster)
         dask_args = ["--runner=apache_beam.runners.dask.dask_runner.DaskRunner", f"--dask_client_address={cluster.scheduler_address}"]
+        result["dask_plain_count"] = _plain_count_on(dask_args, examples)
         try:
             started = time.perf_counter()
             on_dask = generate_statistics(examples, os.path.join(tmp, "dask"), dask_args)
