@@ -131,7 +131,7 @@ def _metric_keys(*metric_dicts: Mapping[str, Any] | None) -> list[str]:
 
 
 def _intended_use(data: Mapping[str, Any], ingest: Mapping[str, Any], blessing: Mapping[str, Any]) -> dict[str, Any]:
-    label, meaning, source = data.get("label"), data.get("label_meaning"), data.get("source")
+    source = data.get("source")
     kind = data.get("label_kind") or label_kinds.BINARY
     evaluated_on = data.get("eval_source") or "a held-out split of the same source"
     if blessing.get("skipped_slices"):

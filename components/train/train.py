@@ -642,6 +642,12 @@ def _predict(model, dataset):
     return np.concatenate(outputs).astype(np.float64), np.concatenate(labels).astype(np.float64)
 
 
+def _calibration_report(calibrator, method: str, rows: int, before: dict, after: dict,
+                        decision_threshold: float | None = None) -> dict:
+    return {**calibrator.to_dict(), "requested": method, "fitted_on": names.VALIDATION, "rows": rows,
+            "before": before, "after": after, "decision_threshold": decision_threshold}
+
+
 def _fit_calibrator(model, validation_ds, method: str, weights: dict[int, float], head: heads.Head):
     """The calibrator fitted on validation, and its figures before and after (calibration.py)."""
     import numpy as np
@@ -649,36 +655,24 @@ def _fit_calibrator(model, validation_ds, method: str, weights: dict[int, float]
 
     logit_model = keras.Model(model.inputs, model.get_layer(LOGIT).output)
     logits, labels = _predict(logit_model, validation_ds)
+    rows = int(len(labels))
     if head.kind == label_kinds.REGRESSION:
         values = head.label_std * logits[:, 0] + head.label_mean
         linear = calibration.fit_linear(values, labels, method)
-        return linear, {
-            **linear.to_dict(), "requested": method, "fitted_on": names.VALIDATION, "rows": int(len(labels)),
-            "before": calibration.regression_summary(values, labels),
-            "after": calibration.regression_summary(linear.apply(values), labels), "decision_threshold": None,
-        }
-    if head.kind == label_kinds.MULTICLASS:
+        return linear, _calibration_report(linear, method, rows, calibration.regression_summary(values, labels),
+                                           calibration.regression_summary(linear.apply(values), labels))
+    if head.kind == label_kinds.MULTICLASS:  # the predicted class is the most probable one: no threshold
         softmax = calibration.fit_softmax(logits, labels, method, calibration.prior_shifts(weights, head.units))
-        return softmax, {
-            **softmax.to_dict(), "requested": method, "fitted_on": names.VALIDATION, "rows": int(len(labels)),
-            "before": calibration.multiclass_summary(calibration.softmax(logits), labels),
-            "after": calibration.multiclass_summary(softmax.apply(logits), labels),
-            "decision_threshold": None,  # the predicted class is the most probable one
-        }
+        return softmax, _calibration_report(softmax, method, rows,
+                                            calibration.multiclass_summary(calibration.softmax(logits), labels),
+                                            calibration.multiclass_summary(softmax.apply(logits), labels))
     logits = logits[:, 0]
     calibrator = calibration.fit(logits, labels, method, calibration.prior_shift(weights))
-    raw = 1.0 / (1.0 + np.exp(-logits))
     calibrated = calibrator.apply(logits)
-    report = {
-        **calibrator.to_dict(),
-        "requested": method,
-        "fitted_on": names.VALIDATION,
-        "rows": int(len(labels)),
-        "before": calibration.summary(raw, labels),
-        "after": calibration.summary(calibrated, labels),
-        "decision_threshold": calibration.youden_threshold(calibrated, labels),
-    }
-    return calibrator, report
+    return calibrator, _calibration_report(calibrator, method, rows,
+                                           calibration.summary(1.0 / (1.0 + np.exp(-logits)), labels),
+                                           calibration.summary(calibrated, labels),
+                                           calibration.youden_threshold(calibrated, labels))
 
 
 def calibrated_model(model, calibrator, head: heads.Head):

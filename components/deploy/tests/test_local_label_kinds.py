@@ -11,20 +11,11 @@ import numpy as np
 import pytest
 
 from components.deploy import analysis
-from components.deploy.local import DEFAULT_SERVING_PYTHON, LocalConfig, LocalTarget
+from components.deploy.local import LocalConfig, LocalTarget
 from components.deploy.replay import ReplayObserver, load_rows
-from components.deploy.rollout import PROMOTED, ROLLED_BACK, LiveState, ModelRef, RolloutPolicy, rollout
-from components.deploy.traffic import ReplayConfig
+from components.deploy.rollout import PROMOTED, ROLLED_BACK, LiveState, ModelRef, rollout
+from components.deploy.tests.test_local import MODEL, POLICY, REPLAY, pytestmark  # noqa: F401 (the same marks)
 
-pytestmark = [
-    pytest.mark.e2e,
-    pytest.mark.skipif(not DEFAULT_SERVING_PYTHON.exists(),
-                       reason=f"needs the serving env {DEFAULT_SERVING_PYTHON} (make setup-serving)"),
-]
-
-MODEL = "model"
-POLICY = RolloutPolicy(steps=(20, 50, 100), requests_per_step=200, min_requests=20)
-REPLAY = ReplayConfig(rows_per_request=8, concurrency=4, seed=1)
 BROKEN = {"multiclass": {"permutation": (1, 2, 0)}, "regression": {"shift": 8.0}}
 QUALITY = {"multiclass": analysis.CHECK_ACCURACY, "regression": analysis.CHECK_MAE}
 

@@ -268,3 +268,36 @@ def build_regression_models(examples_dir: str, out_dir: str, label: str = "wage"
         dirs[name] = os.path.join(out_dir, name)
         save_regression_model(os.path.join(dirs[name], "saved_model"), feats, c, b)
     return dirs
+
+
+def champion_registry(registry_uri: str, model_name: str, version: str, model_dir: str) -> None:
+    """A registry whose CHAMPION is `version`, holding model_dir's SavedModel (what evaluate's
+    component reads of a champion)."""
+    import json
+    import os
+    import shutil
+
+    from components.common import names
+    from components.push import registry
+
+    version_dir = os.path.join(registry.model_root(registry_uri, model_name), names.REGISTRY_VERSIONS_DIR, version)
+    shutil.copytree(os.path.join(model_dir, names.SAVED_MODEL_DIR), os.path.join(version_dir, names.SAVED_MODEL_DIR))
+    with open(registry.champion_pointer_uri(registry_uri, model_name), "w") as f:
+        json.dump({"version": version, "path": f"{names.REGISTRY_VERSIONS_DIR}/{version}"}, f)
+
+
+def component_outputs(out_dir) -> dict:
+    """Every output artifact of evaluate's component, under out_dir."""
+    from kfp import dsl
+
+    from components.common import names
+
+    return {
+        names.EVALUATION: dsl.Artifact(uri=str(out_dir / "evaluation")),
+        names.BLESSING: dsl.Artifact(uri=str(out_dir / "blessing")),
+        names.EVAL_METRICS: dsl.Metrics(uri=str(out_dir / "metrics")),
+        names.FAIRNESS_REPORT: dsl.Markdown(uri=str(out_dir / "report.md")),
+        names.CLASSIFICATION_METRICS: dsl.ClassificationMetrics(uri=str(out_dir / "cm")),
+        names.FAIRNESS_HTML: dsl.HTML(uri=str(out_dir / "report.html")),
+        names.SLICED_METRICS: dsl.SlicedClassificationMetrics(uri=str(out_dir / "sliced")),
+    }

@@ -493,29 +493,13 @@ def test_component_interface_uses_the_shared_names():
 
 def test_component_runs_against_the_registry_champion(examples_dir, models, tmp_path):
     """The KFP wrapper finds the champion via the registry and fills all its outputs."""
-    import shutil
-
     from kfp import dsl
 
     from components.evaluate.component import evaluate as component
-    from components.push import registry
 
     registry_uri = str(tmp_path / "registry")
-    version_dir = os.path.join(registry.model_root(registry_uri, "hmda"), names.REGISTRY_VERSIONS_DIR, "v3")
-    shutil.copytree(os.path.join(models["good"], names.SAVED_MODEL_DIR),
-                    os.path.join(version_dir, names.SAVED_MODEL_DIR))
-    with open(registry.champion_pointer_uri(registry_uri, "hmda"), "w") as f:
-        json.dump({"version": "v3", "path": f"{names.REGISTRY_VERSIONS_DIR}/v3"}, f)
-
-    outputs = {
-        names.EVALUATION: dsl.Artifact(uri=str(tmp_path / "evaluation")),
-        names.BLESSING: dsl.Artifact(uri=str(tmp_path / "blessing")),
-        names.EVAL_METRICS: dsl.Metrics(uri=str(tmp_path / "metrics")),
-        names.FAIRNESS_REPORT: dsl.Markdown(uri=str(tmp_path / "report.md")),
-        names.CLASSIFICATION_METRICS: dsl.ClassificationMetrics(uri=str(tmp_path / "cm")),
-        names.FAIRNESS_HTML: dsl.HTML(uri=str(tmp_path / "report.html")),
-        names.SLICED_METRICS: dsl.SlicedClassificationMetrics(uri=str(tmp_path / "sliced")),
-    }
+    stand_in.champion_registry(registry_uri, "hmda", "v3", models["good"])
+    outputs = stand_in.component_outputs(tmp_path)
     component.python_func(
         examples=dsl.Dataset(uri=examples_dir), model=dsl.Model(uri=models["good"]),
         label="deny", slices=["afam"], registry_uri=registry_uri, model_name="hmda",

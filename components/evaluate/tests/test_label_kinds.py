@@ -273,27 +273,13 @@ def test_multiclass_component_fills_the_kfp_outputs(penguins, softmax_models, cl
 
 
 def _run_component(examples_dir, model_dir, tmp_path, label, slices, **policy):
-    import shutil
-
     from kfp import dsl
 
     from components.evaluate.component import evaluate as component
-    from components.push import registry
 
     registry_uri = str(tmp_path / "registry")
-    version_dir = os.path.join(registry.model_root(registry_uri, "m"), names.REGISTRY_VERSIONS_DIR, "v1")
-    shutil.copytree(os.path.join(model_dir, names.SAVED_MODEL_DIR), os.path.join(version_dir, names.SAVED_MODEL_DIR))
-    with open(registry.champion_pointer_uri(registry_uri, "m"), "w") as f:
-        json.dump({"version": "v1", "path": f"{names.REGISTRY_VERSIONS_DIR}/v1"}, f)
-    outputs = {
-        names.EVALUATION: dsl.Artifact(uri=str(tmp_path / "evaluation")),
-        names.BLESSING: dsl.Artifact(uri=str(tmp_path / "blessing")),
-        names.EVAL_METRICS: dsl.Metrics(uri=str(tmp_path / "metrics")),
-        names.FAIRNESS_REPORT: dsl.Markdown(uri=str(tmp_path / "report.md")),
-        names.CLASSIFICATION_METRICS: dsl.ClassificationMetrics(uri=str(tmp_path / "cm")),
-        names.FAIRNESS_HTML: dsl.HTML(uri=str(tmp_path / "report.html")),
-        names.SLICED_METRICS: dsl.SlicedClassificationMetrics(uri=str(tmp_path / "sliced")),
-    }
+    stand_in.champion_registry(registry_uri, "m", "v1", model_dir)
+    outputs = stand_in.component_outputs(tmp_path)
     defaults = GatePolicy()
     arguments = {name: getattr(defaults, name) for name in GatePolicy.field_names()} | policy
     component.python_func(examples=dsl.Dataset(uri=examples_dir), model=dsl.Model(uri=model_dir), label=label,
