@@ -182,20 +182,23 @@ def build_models(examples_dir: str, out_dir: str, label: str = "deny", fit_split
     the train split reaches only AUC ~0.65 there; these models exist to exercise the evaluator (a
     clearly good, an inverted and a weaker scorer), not to model HMDA.
     """
-    import os
-
     features = features or HMDA_FEATURES
-    records = [r for split in fit_splits
-               for r in read_examples(os.path.join(examples_dir, split, "data.tfrecord.gz"))]
-    x, y = feature_matrix(records, list(features), label)
+    x, y = feature_matrix(_split_records(examples_dir, fit_splits), list(features), label)
     coef, bias = fit_logistic(x, y)
     weak = {k: features[k] for k in list(features)[:3]}
     weak_coef, weak_bias = fit_logistic(x[:, :3], y)
+    return _save_variants(out_dir, save_logistic_model, (("good", features, coef, bias), ("bad", features, -coef, -bias),
+                                                         ("weak", weak, weak_coef, weak_bias)))
+
+
+def _save_variants(out_dir: str, save, variants) -> dict[str, str]:
+    """Model dirs out_dir/<name>/saved_model, each saved by `save(dir, features, coef, bias)`."""
+    import os
+
     dirs = {}
-    for name, feats, c, b in (("good", features, coef, bias), ("bad", features, -coef, -bias),
-                              ("weak", weak, weak_coef, weak_bias)):
+    for name, feats, coef, bias in variants:
         dirs[name] = os.path.join(out_dir, name)
-        save_logistic_model(os.path.join(dirs[name], "saved_model"), feats, c, b)
+        save(os.path.join(dirs[name], "saved_model"), feats, coef, bias)
     return dirs
 
 
@@ -236,38 +239,27 @@ def build_multiclass_models(examples_dir: str, out_dir: str, n_classes: int, lab
     """Model dirs (each with saved_model/) of a softmax stand-in fitted on `fit_splits` ("good"),
     the same with negated logits ("bad": ranks every class backwards) and one on the first feature
     alone ("weak")."""
-    import os
-
     features = _with_ingest_types(examples_dir, features or PENGUIN_FEATURES)
     x, y = feature_matrix(_split_records(examples_dir, fit_splits), features, label)
     first = dict(list(features.items())[:1])
     coef, bias = fit_softmax(x, y, n_classes)
     weak_coef, weak_bias = fit_softmax(x[:, :1], y, n_classes)
-    dirs = {}
-    for name, feats, c, b in (("good", features, coef, bias), ("bad", features, -coef, -bias),
-                              ("weak", first, weak_coef, weak_bias)):
-        dirs[name] = os.path.join(out_dir, name)
-        save_softmax_model(os.path.join(dirs[name], "saved_model"), feats, c, b)
-    return dirs
+    return _save_variants(out_dir, save_softmax_model, (("good", features, coef, bias), ("bad", features, -coef, -bias),
+                                                        ("weak", first, weak_coef, weak_bias)))
 
 
 def build_regression_models(examples_dir: str, out_dir: str, label: str = "wage", fit_splits=("train",),
                             features: dict[str, str] | None = None) -> dict[str, str]:
     """Model dirs of a least-squares stand-in ("good"), its mirror image around the train mean
     ("bad": 2 * mean - prediction, a negative R²) and a fit on the first feature alone ("weak")."""
-    import os
-
     features = _with_ingest_types(examples_dir, features or CPS_FEATURES)
     x, y = feature_matrix(_split_records(examples_dir, fit_splits), features, label, label_dtype=np.float64)
     coef, bias = fit_least_squares(x, y)
     weak_coef, weak_bias = fit_least_squares(x[:, :1], y)
     mean = float(y.mean())
-    dirs = {}
-    for name, feats, c, b in (("good", features, coef, bias), ("bad", features, -coef, 2 * mean - bias),
-                              ("weak", dict(list(features.items())[:1]), weak_coef, weak_bias)):
-        dirs[name] = os.path.join(out_dir, name)
-        save_regression_model(os.path.join(dirs[name], "saved_model"), feats, c, b)
-    return dirs
+    return _save_variants(out_dir, save_regression_model,
+                          (("good", features, coef, bias), ("bad", features, -coef, 2 * mean - bias),
+                           ("weak", dict(list(features.items())[:1]), weak_coef, weak_bias)))
 
 
 def champion_registry(registry_uri: str, model_name: str, version: str, model_dir: str) -> None:
