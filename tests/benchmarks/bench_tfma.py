@@ -7,6 +7,12 @@ SavedModel of the trainer's serving contract, and the evaluate component's EvalC
 2 slice columns = 3 slicing specs). Every setting runs the same pipeline in this process, after one
 untimed warm-up, `--repeats` times; the report has each setting's wall times and the ratio of the
 default's median to the chosen setting's median.
+
+Where the time goes, with the chosen runner settings (VARIANTS): the model's serving signature
+called once on every row (inference alone); TFMA on predictions computed beforehand in one Beam
+step (model-agnostic: each model's prediction is a feature, ModelSpec.prediction_key names it),
+whose point metrics the report compares with the model path's (max abs difference); and TFMA
+without its jackknife confidence intervals.
 """
 
 from __future__ import annotations
@@ -72,7 +78,7 @@ def build_model(work: str, eval_path: str) -> str:
                                         stand_in.HMDA_FEATURES, coef, bias)
 
 
-def time_setting(eval_path: str, model: str, work: str, name: str, run: int) -> float:
+def time_setting(eval_path: str, model: str, work: str, name: str, run: int) -> tuple[float, dict]:
     beam_args, batch_size = SETTINGS[name]
     config = ev.build_eval_config(LABEL, SLICES, has_baseline=False, auc_floor=0.7,
                                   max_auc_regression=0.01, decision_threshold=0.5)
@@ -82,12 +88,99 @@ def time_setting(eval_path: str, model: str, work: str, name: str, run: int) -> 
     ev.run_tfma(eval_path, config, {ev.CANDIDATE: model}, out,
                 beam_args=beam_args or ["--runner=DirectRunner"], batch_size=batch_size)
     seconds = time.perf_counter() - start
-    count = ev.read_tfma_metrics(out).metrics[ev.CANDIDATE][()]["example_count"]
+    metrics = ev.read_tfma_metrics(out).metrics[ev.CANDIDATE]
+    count = metrics[()]["example_count"]
     assert int(count) == int(eval_path_rows[eval_path]), (count, eval_path_rows[eval_path])
-    return seconds
+    return seconds, metrics
 
 
 eval_path_rows: dict[str, int] = {}
+
+PRECOMPUTED = "chosen_predictions_precomputed"
+NO_INTERVALS = "chosen_no_confidence_intervals"
+VARIANTS = (PRECOMPUTED, NO_INTERVALS)
+
+
+def inference_seconds(eval_path: str, model: str) -> float:
+    """One serving_default call on every eval row (after a warm-up call), as TFMA's model path makes
+    one per batch."""
+    import tensorflow as tf
+
+    records = stand_in.read_examples(eval_path)
+    fn = tf.saved_model.load(model).signatures[ev.SIGNATURE]
+    fn(examples=tf.constant(records[:10]))
+    start = time.perf_counter()
+    fn(examples=tf.constant(records))[ev.PREDICTION_KEY].numpy()
+    return time.perf_counter() - start
+
+
+def prediction_column(name: str) -> str:
+    return f"__prediction_{name}"
+
+
+def run_tfma_on_predictions(eval_path: str, config, models: dict[str, str], out: str) -> None:
+    """TFMA model-agnostic: a DoFn adds each model's predictions to the record batches as a column,
+    TFMA reads them through ModelSpec.prediction_key (no model in TFMA)."""
+    import apache_beam as beam
+    import pyarrow as pa
+    import tensorflow_model_analysis as tfma
+    from apache_beam.options.pipeline_options import PipelineOptions
+    from tensorflow_model_analysis import constants as tfma_constants
+    from tfx_bsl.public import tfxio as tfxio_lib
+
+    class AddPredictions(beam.DoFn):
+        def setup(self):
+            import tensorflow as tf
+
+            self._tf = tf
+            self._fns = {n: tf.saved_model.load(p).signatures[ev.SIGNATURE] for n, p in models.items()}
+
+        def process(self, batch):
+            raw = batch.column(batch.schema.get_field_index(tfma_constants.ARROW_INPUT_COLUMN))
+            records = self._tf.constant(raw.flatten().to_numpy(zero_copy_only=False))
+            columns, column_names = list(batch.columns), list(batch.schema.names)
+            for name, fn in self._fns.items():
+                values = fn(examples=records)[ev.PREDICTION_KEY].numpy().reshape(batch.num_rows, -1)
+                columns.append(pa.array(list(values), type=pa.list_(pa.float32())))
+                column_names.append(prediction_column(name))
+            yield pa.RecordBatch.from_arrays(columns, column_names)
+
+    for spec in config.model_specs:
+        spec.prediction_key = prediction_column(spec.name)
+        spec.ClearField("signature_name")
+    shared = [tfma.types.EvalSharedModel(
+        model_path=path, model_name=name, model_type=tfma_constants.MATERIALIZED_PREDICTION,
+        is_baseline=name == ev.BASELINE, add_metrics_callbacks=[], include_default_metrics=True,
+        example_weight_key=None, additional_fetches=None, model_loader=None, rubber_stamp=False,
+        resource_hints=None, backend_config=None) for name, path in models.items()]
+    source = tfxio_lib.TFExampleRecord(file_pattern=eval_path,
+                                       raw_record_column_name=tfma_constants.ARROW_INPUT_COLUMN)
+    with beam.Pipeline(options=PipelineOptions(list(ev.FAST_DIRECT_BEAM_ARGS))) as pipeline:
+        _ = (pipeline
+             | source.BeamSource(batch_size=ev.DEFAULT_BATCH_SIZE)
+             | beam.ParDo(AddPredictions())
+             | tfma.ExtractEvaluateAndWriteResults(eval_shared_model=shared[0] if len(shared) == 1 else shared,
+                                                   eval_config=config, output_path=out))
+
+
+def time_variant(eval_path: str, model: str, work: str, name: str, run: int) -> tuple[float, dict]:
+    """A VARIANTS entry with the chosen settings: (seconds, the candidate's metrics per slice)."""
+    config = ev.build_eval_config(LABEL, SLICES, has_baseline=False, auc_floor=0.7, max_auc_regression=0.01,
+                                  decision_threshold=0.5, confidence_intervals=name != NO_INTERVALS)
+    out = os.path.join(work, f"out-{name}-{run}")
+    start = time.perf_counter()
+    if name == PRECOMPUTED:
+        run_tfma_on_predictions(eval_path, config, {ev.CANDIDATE: model}, out)
+    else:
+        ev.run_tfma(eval_path, config, {ev.CANDIDATE: model}, out)
+    return time.perf_counter() - start, ev.read_tfma_metrics(out).metrics[ev.CANDIDATE]
+
+
+def max_point_difference(a: dict, b: dict) -> float:
+    """Largest |a - b| over the slices' and metrics' point values both have."""
+    diffs = [abs(float(a[s][k]) - float(b[s][k])) for s in a if s in b for k in a[s]
+             if k in b[s] and isinstance(a[s][k], float) and a[s][k] == a[s][k]]
+    return max(diffs) if diffs else float("nan")
 
 
 def main() -> int:
@@ -112,30 +205,52 @@ def main() -> int:
         eval_path_rows[warm_path] = 500
         time_setting(warm_path, model, work, "chosen", -1)  # imports, TF tracing: untimed
 
-        times: dict[str, list[float]] = {n: [] for n in names}
+        times: dict[str, list[float]] = {n: [] for n in (*names, *VARIANTS)}
+        differences: list[float] = []
+        chosen_metrics: dict = {}
         for run in range(args.repeats):
             for name in names:  # interleaved, so load changes hit every setting alike
-                seconds = time_setting(eval_path, model, work, name, run)
+                seconds, metrics = time_setting(eval_path, model, work, name, run)
+                chosen_metrics = metrics if name == "chosen" else chosen_metrics
                 times[name].append(round(seconds, 2))
                 print(f"{name:34s} run {run}: {seconds:6.1f} s", flush=True)
+            for name in VARIANTS:
+                seconds, metrics = time_variant(eval_path, model, work, name, run)
+                if name == PRECOMPUTED:
+                    differences.append(max_point_difference(chosen_metrics, metrics))
+                times[name].append(round(seconds, 2))
+                print(f"{name:34s} run {run}: {seconds:6.1f} s", flush=True)
+        inference = inference_seconds(eval_path, model)
 
     medians = {n: statistics.median(t) for n, t in times.items()}
+    settings_medians = {n: medians[n] for n in names}
     result = {
         "rows": args.rows,
         "slicing_specs": 1 + len(SLICES),
         "cpu_count": os.cpu_count(),
         "settings": {n: {"beam_args": SETTINGS[n][0], "batch_size": SETTINGS[n][1],
                          "seconds": times[n], "median_seconds": medians[n]} for n in names},
+        "variants": {n: {"seconds": times[n], "median_seconds": medians[n]} for n in VARIANTS},
         "default_seconds": medians["default"],
         "chosen_seconds": medians["chosen"],
         "speedup_default_over_chosen": round(medians["default"] / medians["chosen"], 3),
-        "fastest": min(medians, key=medians.get),
+        "fastest": min(settings_medians, key=settings_medians.get),
+        "where_the_time_goes": {
+            "inference_once_all_rows_seconds": round(inference, 4),
+            "predictions_precomputed_seconds": medians[PRECOMPUTED],
+            "predictions_precomputed_max_metric_difference": max(differences),
+            "no_confidence_intervals_seconds": medians[NO_INTERVALS],
+            "speedup_default_over_predictions_precomputed": round(medians["default"] / medians[PRECOMPUTED], 3),
+            "speedup_default_over_no_confidence_intervals": round(medians["default"] / medians[NO_INTERVALS], 3),
+        },
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps({k: v for k, v in result.items() if k != "settings"}, indent=2))
     for name in names:
         print(f"  {name:34s} median {medians[name]:6.1f} s  {SETTINGS[name]}")
+    for name in VARIANTS:
+        print(f"  {name:34s} median {medians[name]:6.1f} s")
     return 0
 
 

