@@ -91,14 +91,14 @@ def main() -> None:
         examples = os.path.join(tmp, "examples")
         types = infer_column_types(frame, "nycflights13/flights")
         split = frame.index % 5  # 60% train, 20% validation, 20% eval: ingest's three splits
+        parts = {names.TRAIN: frame[split >= 2], names.VALIDATION: frame[split == 1], names.EVAL: frame[split == 0]}
         write_started = time.perf_counter()
-        for name, part in ((names.TRAIN, split >= 2), (names.VALIDATION, split == 1), (names.EVAL, split == 0)):
-            write_split(frame[part], types, os.path.join(examples, name))
+        for name, part in parts.items():
+            write_split(part, types, os.path.join(examples, name))
         write_seconds = time.perf_counter() - write_started
-        parquet = {}
-        for name, part in ((names.TRAIN, split >= 2), (names.VALIDATION, split == 1), (names.EVAL, split == 0)):
-            parquet[name] = os.path.join(tmp, f"{name}.parquet")
-            frame[part].to_parquet(parquet[name], index=False)
+        parquet = {name: os.path.join(tmp, f"{name}.parquet") for name in parts}
+        for name, part in parts.items():
+            part.to_parquet(parquet[name], index=False)
 
         pandas_s, _ = _timed(lambda: frame.describe(include="all"))
         tfdv_df_s, df_stats = _timed(lambda: tfdv.generate_statistics_from_dataframe(frame))
