@@ -78,10 +78,15 @@ def build_model(work: str, eval_path: str) -> str:
                                         stand_in.HMDA_FEATURES, coef, bias)
 
 
+def bench_eval_config(confidence_intervals: bool = True):
+    """evaluate's EvalConfig for the candidate alone, overall + SLICES, as every run here uses it."""
+    return ev.build_eval_config(LABEL, SLICES, has_baseline=False, auc_floor=0.7, max_auc_regression=0.01,
+                                decision_threshold=0.5, confidence_intervals=confidence_intervals)
+
+
 def time_setting(eval_path: str, model: str, work: str, name: str, run: int) -> tuple[float, dict]:
     beam_args, batch_size = SETTINGS[name]
-    config = ev.build_eval_config(LABEL, SLICES, has_baseline=False, auc_floor=0.7,
-                                  max_auc_regression=0.01, decision_threshold=0.5)
+    config = bench_eval_config()
     out = os.path.join(work, f"out-{name}-{run}")
     start = time.perf_counter()
     # beam_args [] would make run_tfma use our defaults; the real defaults need an explicit no-op.
@@ -165,8 +170,7 @@ def run_tfma_on_predictions(eval_path: str, config, models: dict[str, str], out:
 
 def time_variant(eval_path: str, model: str, work: str, name: str, run: int) -> tuple[float, dict]:
     """A VARIANTS entry with the chosen settings: (seconds, the candidate's metrics per slice)."""
-    config = ev.build_eval_config(LABEL, SLICES, has_baseline=False, auc_floor=0.7, max_auc_regression=0.01,
-                                  decision_threshold=0.5, confidence_intervals=name != NO_INTERVALS)
+    config = bench_eval_config(confidence_intervals=name != NO_INTERVALS)
     out = os.path.join(work, f"out-{name}-{run}")
     start = time.perf_counter()
     if name == PRECOMPUTED:
