@@ -127,7 +127,7 @@ def running_server(model_dir: str, backend: str, startup_timeout_s: float, log_p
     port = _free_port()
     command = [server_python(), "-m", "serving.model_server", f"--model_name={MODEL_NAME}",
                f"--model_dir={model_dir}", f"--http_port={port}", f"--backend={backend}",
-               "--enable_grpc=false", "--enable_latency_logging=false"]
+               "--enable_grpc=false"]
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]), "TF_CPP_MIN_LOG_LEVEL": "2"}
     started = time.monotonic()
     with open(log_path, "ab") as log:

@@ -23,6 +23,11 @@ metadata names the kind ("label_kind"), its output and the classes ("classes").
 Bad requests are 400 with a message naming the problem (kserve InvalidInput), bodies over
 --max_body_bytes are 413. Each prediction is written as a JSON line to --prediction_log by a
 background thread (serving/prediction_log.py), never on the request path.
+
+Per request, plain JSON V1 predict skips kserve's router and data plane (serving/v1_fast_path.py),
+small requests are predicted on the event loop (uvloop's), and no log line is written: kserve's
+latency lines (--enable_latency_logging, which sends V1 back through kserve's path) and uvicorn's
+access log (--enable_access_log) are opt-in. Measured in tests/benchmarks/bench_serving.py.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ import tempfile
 import uuid
 
 import kserve
+import uvloop
 from fastapi import Request
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import JSONResponse
@@ -47,10 +53,12 @@ from kserve.protocol.dataplane import DataPlane
 from kserve.protocol.rest import server as kserve_rest_server
 from kserve.protocol.rest import v2_endpoints as kserve_v2_endpoints
 from kserve.protocol.rest.v2_datamodels import ModelMetadataResponse
+from kserve.utils.utils import strtobool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from serving import backends, features, storage
 from serving.prediction_log import SYNTHETIC_FIELD, SYNTHETIC_TRAFFIC_HEADER, PredictionLog, prediction_fields
+from serving.v1_fast_path import V1FastPath
 
 log = logging.getLogger("kserve.serving")  # under kserve's configured logger
 
@@ -60,6 +68,10 @@ DEFAULT_MAX_INSTANCES = 10_000
 # (tests/benchmarks/bench_serving.py); one intra-op thread halved CPU per call at equal speed.
 DEFAULT_BACKEND = "onnx"
 DEFAULT_ONNX_THREADS = 1
+# Requests up to this many rows are predicted on the event loop: for them the hand-off to an executor
+# thread cost more than the model (bench_serving.py); larger ones go to the executor, so that health
+# checks and other requests are not held up behind them.
+INLINE_MAX_ROWS = 64
 
 
 class RawFeatureModel(kserve.Model):
@@ -134,8 +146,10 @@ class RawFeatureModel(kserve.Model):
         else:
             columns, rows = features.parse_v1(payload, self.feature_types, self.max_instances)
             request_id = headers.get("x-request-id") or str(uuid.uuid4())
-        loop = asyncio.get_running_loop()
-        answers = await loop.run_in_executor(None, self._backend.predict, columns)
+        if len(rows) <= INLINE_MAX_ROWS:
+            answers = self._backend.predict(columns)
+        else:
+            answers = await asyncio.get_running_loop().run_in_executor(None, self._backend.predict, columns)
         predictions = answers.tolist()  # floats, or one list of K class probabilities per row
         ids = [str(uuid.uuid4()) for _ in predictions]
         self._record(request_id, ids, rows, predictions, synthetic=SYNTHETIC_TRAFFIC_HEADER in headers)
@@ -208,6 +222,16 @@ async def _http_error_handler(request: Request, exc: StarletteHTTPException):
     return await http_exception_handler(request, exc)
 
 
+class _Untimed:
+    """Stands in for kserve's TimingMiddleware when latency logging is off: passes requests on."""
+
+    def __init__(self, app, **_):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        await self.app(scope, receive, send)
+
+
 class VersionedDataPlane(DataPlane):
     """kserve's data plane, with the model version, backend and label kind in the V2 model metadata."""
 
@@ -250,8 +274,12 @@ def build_parser() -> argparse.ArgumentParser:
                         help="JSON-lines file for every prediction (default: $PREDICTION_LOG, else none)")
     parser.add_argument("--max_body_bytes", type=int, default=DEFAULT_MAX_BODY_BYTES)
     parser.add_argument("--max_instances", type=int, default=DEFAULT_MAX_INSTANCES)
-    # The runtime exposes only the HTTP port; gRPC is opt-in (kserve's default is on).
-    parser.set_defaults(enable_grpc=False)
+    parser.add_argument("--enable_access_log", type=strtobool, default=False,
+                        help="uvicorn's access log line per request (on a cluster Knative's queue-proxy "
+                             "counts and times every request)")
+    # The runtime exposes only the HTTP port; gRPC is opt-in (kserve's default is on). kserve's
+    # per-request latency lines are opt-in too: with them on, V1 predict takes kserve's own path.
+    parser.set_defaults(enable_grpc=False, enable_latency_logging=False)
     return parser
 
 
@@ -262,7 +290,15 @@ def main(argv: list[str] | None = None) -> None:
         # kserve's multi-process server re-imports the app in each worker, without this model,
         # the body-size middleware or the prediction log writer: scale with replicas instead.
         parser.error("--workers must be 1 (scale with replicas)")
+    model = RawFeatureModel(args.model_name, args.model_dir, backend=args.backend,
+                            prediction_log=args.prediction_log, max_instances=args.max_instances,
+                            onnx_threads=args.onnx_threads, model_cache_dir=args.model_cache_dir)
     app = kserve_model_server.app
+    if not args.enable_latency_logging:
+        # Added before the size limit, so the limit wraps it (the last added is the outermost).
+        app.add_middleware(V1FastPath, model=model)
+        # kserve always wraps the app in a middleware that logs two timing lines per request.
+        kserve_rest_server.TimingMiddleware = _Untimed
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=args.max_body_bytes)
     app.add_exception_handler(StarletteHTTPException, _http_error_handler)
     # RESTServer registers its handlers when it starts, from names in its module.
@@ -273,12 +309,14 @@ def main(argv: list[str] | None = None) -> None:
         enable_grpc=args.enable_grpc, enable_docs_url=args.enable_docs_url,
         enable_latency_logging=args.enable_latency_logging, access_log_format=args.access_log_format,
     )
+    if not (args.enable_access_log or args.access_log_format):
+        logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
     server.dataplane = VersionedDataPlane(model_registry=server.registered_models,
                                           predictor_config=server.dataplane.predictor_config)
-    model = RawFeatureModel(args.model_name, args.model_dir, backend=args.backend,
-                            prediction_log=args.prediction_log, max_instances=args.max_instances,
-                            onnx_threads=args.onnx_threads, model_cache_dir=args.model_cache_dir)
     model.load()
+    # uvicorn's default event loop, which kserve's server config replaces with asyncio's own.
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    asyncio.set_event_loop(asyncio.new_event_loop())  # kserve configures the current loop before it runs
     try:
         server.start([model])
     finally:

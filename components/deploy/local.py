@@ -185,7 +185,7 @@ class ServerProcess:
         cmd = [self.config.python, "-m", "serving.model_server", f"--model_name={self.model.model_name}",
                f"--model_dir={os.path.abspath(self.model.uri)}", f"--http_port={self.port}",
                f"--backend={self.config.backend}", f"--prediction_log={self.prediction_log}",
-               "--enable_latency_logging=false", *self.config.server_args]
+               *self.config.server_args]
         env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "TF_CPP_MIN_LOG_LEVEL": "2"}
         with open(self.log_path, "ab") as out:  # the child keeps its own descriptor
             self.proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,

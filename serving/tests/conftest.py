@@ -41,7 +41,7 @@ class Server:
         self.output = workdir / f"{name}-server.log"
         cmd = [sys.executable, "-m", "serving.model_server", f"--model_name={MODEL}",
                *([f"--model_dir={model_dir}"] if model_dir_arg else []), f"--http_port={self.port}",
-               f"--prediction_log={self.prediction_log}", "--enable_latency_logging=false", *extra]
+               f"--prediction_log={self.prediction_log}", *extra]
         env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "2"}
         self._out = open(self.output, "w")  # noqa: SIM115
         self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=self._out, stderr=subprocess.STDOUT)

@@ -1,28 +1,34 @@
 """Benchmark: the KServe model server against the model's own in-process inference (the floor).
 
     .venv-serving/bin/python tests/benchmarks/bench_serving.py [--registry out/run/registry]
-        [--model model] [--data tests/fixtures/hmda_sample.csv] [--out out/bench/bench_serving.json]
+        [--model model] [--model-dir VERSION_DIR] [--data tests/fixtures/hmda_sample.csv]
+        [--out out/bench/bench_serving.json]
 
 Runs under the serving environment (kserve, onnxruntime). For each backend (savedmodel, onnx):
 
 - floor: the backend's `predict` in this process on the same rows (1 row per call, and batches),
   no HTTP, no JSON: median and p99 per call; max calls/s = 1 / median;
 - server: `python -m serving.model_server` as a subprocess on a loopback port, without and with
-  --prediction_log; after a warm-up, an asyncio load generator (a minimal HTTP/1.1 keep-alive client on
+  --prediction_log, and with the log and kserve's per-request latency lines and access log on (its
+  V1 predict then takes kserve's own path, as every request did before serving/v1_fast_path.py);
+- peer (ONNX only): tests/benchmarks/peer_server.py, the plainest Starlette endpoint on uvicorn
+  over the same backend code, no kserve;
+  after a warm-up, for each server, an asyncio load generator (a minimal HTTP/1.1 keep-alive client on
   asyncio streams, one connection per concurrent worker: httpx.AsyncClient saturated a core at 115 rps
   here, `--client httpx` to compare) sends V1 requests of 1 row and of --batch rows at each
   concurrency for --seconds: rps, p50/p90/p99 latency, errors (must be 0), and the CPU that the
   client and the server each used (so a client-bound cell shows up as such).
 
-All four servers (2 backends x with/without log) run at once, idle but for the one under load:
+All the servers (2 backends x 3 variants, and the peer) run at once, idle but for the one under load:
 each cell runs on each server in turn, --rounds times with the order rotated, and the figures
 pool the rounds, so a change in the machine's load (other users) hits every server alike.
 
 Ratios: server p50 / floor median (at concurrency 1 this is the cost of HTTP + JSON + validation
-+ kserve per request), and server rps / floor max calls/s. The server's answers for the first
++ kserve per request), and server rps / floor max calls/s; between variants (COMPARISONS): the
+log's cost, the fast path's gain, and our server against the peer. The server's answers for the first
 --batch rows are checked against the in-process predictions before any timing.
 
-The model is the registry's champion (CHAMPION.json); without one, a stand-in model
+The model is --model-dir, else the registry's champion (CHAMPION.json); without one, a stand-in model
 (serving/tests/stand_in.py) is built and the output says so. The load generator and the server
 share this machine's cores (`cpu_count` in the JSON); figures from a busy machine are noisy, so
 `loadavg` is recorded before and after.
@@ -62,7 +68,14 @@ except ImportError as exc:  # kserve / onnxruntime live only in the serving env
     raise SystemExit(f"{exc}: run this benchmark with .venv-serving/bin/python (make setup-serving)") from None
 
 BACKENDS = ("savedmodel", "onnx")
-VARIANTS = ("no_log", "with_log")
+# Our server without and with the prediction log, and with kserve's per-request latency lines and
+# access log on (then V1 predict takes kserve's own path instead of serving/v1_fast_path.py: the
+# server as it was before the fast path); PEER is tests/benchmarks/peer_server.py, ONNX only.
+VARIANTS = ("no_log", "with_log", "kserve_path")
+PEER = "peer"
+VARIANT_ARGS = {"no_log": (), "with_log": (), "kserve_path": ("--enable_latency_logging=true", "--enable_access_log=true")}
+LOGGED_VARIANTS = ("with_log", "kserve_path")
+PEER_SERVER = ROOT / "tests" / "benchmarks" / "peer_server.py"
 START_TIMEOUT_S = 180
 # Server answers vs in-process predictions of the same backend: the same computation, only the
 # float32 → JSON float64 round trip differs.
@@ -74,6 +87,7 @@ ONNX_TOLERANCE = 1e-4  # components/train's own SavedModel vs ONNX check
 class BenchConfig:
     registry: Path
     model: str
+    model_dir: Path | None  # a model version directory instead of the registry's champion
     data: Path
     out: Path
     seconds: float = 2.5          # measured seconds per cell and round
@@ -90,9 +104,13 @@ class BenchConfig:
 
 
 def resolve_model(config: BenchConfig, work: Path) -> dict:
-    """{model_root, source, version_dir, version}: the champion, else a stand-in built in `work`."""
+    """{model_root, source, version_dir, version}: --model-dir, else the champion, else a stand-in
+    built in `work`."""
     root = config.registry / config.model
-    if (root / backends.CHAMPION_FILE).is_file():
+    if config.model_dir:
+        root = config.model_dir
+        source = f"model version directory {root}"
+    elif (root / backends.CHAMPION_FILE).is_file():
         source = f"champion of {root}"
     else:
         from serving.tests import stand_in
@@ -233,22 +251,25 @@ def loadavg() -> list[float]:
 
 
 class ServerProcess:
-    """`python -m serving.model_server` on a free loopback port, output to `<work>/<name>.log`."""
+    """`python -m serving.model_server` (or the peer) on a free loopback port, output to
+    `<work>/<name>.log`."""
 
-    def __init__(self, model_root: Path, backend: str, model: str, work: Path, name: str, prediction_log: bool):
+    def __init__(self, model_root: Path, backend: str, model: str, work: Path, variant: str):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        name = f"{backend}-{variant}"
         self.output = work / f"{name}.log"
-        self.prediction_log = work / f"{name}-predictions.jsonl" if prediction_log else None
+        self.prediction_log = work / f"{name}-predictions.jsonl" if variant in LOGGED_VARIANTS else None
         self.args = [f"--model_name={model}", f"--model_dir={model_root}", f"--backend={backend}",
-                     f"--http_port={self.port}", "--enable_latency_logging=false"]
+                     f"--http_port={self.port}", *VARIANT_ARGS.get(variant, ())]
         if self.prediction_log:
             self.args.append(f"--prediction_log={self.prediction_log}")
+        program = [str(PEER_SERVER)] if variant == PEER else ["-m", "serving.model_server"]
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
         env.pop("PREDICTION_LOG", None)  # the server's default for --prediction_log
         self._out = open(self.output, "w")  # noqa: SIM115 (closed by stop())
         self.started = time.perf_counter()
-        self.proc = subprocess.Popen([sys.executable, "-m", "serving.model_server", *self.args],
+        self.proc = subprocess.Popen([sys.executable, *program, *self.args],
                                      cwd=ROOT, env=env, stdout=self._out, stderr=subprocess.STDOUT)
 
     def wait_ready(self) -> float:
@@ -451,10 +472,9 @@ def bench_servers(model: dict, instances: list[dict], references: dict,
                   config: BenchConfig, work: Path) -> tuple[list[dict], dict]:
     """Every (backend, variant) server at once; each cell runs on each server in turn, `rounds`
     times, the order rotated per round, so a change in machine load hits all servers alike."""
-    keys = [(b, v) for b in config.backends for v in VARIANTS]
+    keys = [(b, v) for b in config.backends for v in VARIANTS] + [("onnx", PEER)] * ("onnx" in config.backends)
     path = f"/v1/models/{config.model}:predict"
-    servers = {(b, v): ServerProcess(model["model_root"], b, config.model, work, f"{b}-{v}",
-                                     prediction_log=v == "with_log") for b, v in keys}
+    servers = {(b, v): ServerProcess(model["model_root"], b, config.model, work, v) for b, v in keys}
     results = {key: {"backend": key[0], "variant": key[1], "server_args": s.args} for key, s in servers.items()}
     runs: dict[tuple, list[dict]] = {}
     served = dict.fromkeys(keys, 0)
@@ -462,7 +482,7 @@ def bench_servers(model: dict, instances: list[dict], references: dict,
         for key, server in servers.items():  # started together, so ready times include each other's load
             results[key]["seconds_to_ready"] = round(server.wait_ready(), 1)
         for (backend, variant), server in servers.items():
-            metadata = httpx.get(f"{server.url}/v2/models/{config.model}", timeout=10).json()
+            metadata = {} if variant == PEER else httpx.get(f"{server.url}/v2/models/{config.model}", timeout=10).json()
             diff = check_answers(server.url, path, instances[:config.batch], references[backend])
             served[(backend, variant)] += config.batch
             results[(backend, variant)].update(platform=metadata.get("platform"), max_abs_diff_vs_in_process=diff)
@@ -481,8 +501,9 @@ def bench_servers(model: dict, instances: list[dict], references: dict,
                         print(f"  round {round_} {key[0]:10s} {key[1]:8s} rows {rows:3d} c{concurrency:<3d} "
                               f"{len(run['latencies']) / run['elapsed']:8.1f} rps  errors {len(run['errors'])}  "
                               f"load {loadavg()[:1]}", flush=True)
-        # On the last backend's server without log (onnx: the cheapest server, so the client matters most).
-        comparison = compare_clients(servers[keys[-2]], keys[-2], path, instances, config, served)
+        # On the cheapest of our servers (onnx without log, if benchmarked), so the client matters most.
+        cheapest = ("onnx", "no_log") if ("onnx", "no_log") in servers else keys[0]
+        comparison = compare_clients(servers[cheapest], cheapest, path, instances, config, served)
     finally:
         for key, server in servers.items():
             results[key]["exit_code"] = server.stop()
@@ -522,17 +543,26 @@ def compare_clients(server: ServerProcess, key: tuple, path: str, instances: lis
 # ---------------------------------------------------------------------------------- report
 
 
-def ratios_log_overhead(servers: list[dict]) -> list[dict]:
-    """with_log vs no_log for the same backend, batch and concurrency."""
+# name: (variant, the variant it is divided by); the peer is ONNX only, so its ratios are too.
+COMPARISONS = {
+    "prediction_log_overhead": ("with_log", "no_log"),     # the log's cost
+    "fast_path_gain": ("with_log", "kserve_path"),         # the fast path's gain, log on in both
+    "vs_peer_no_log": ("no_log", PEER),                    # our server against the plainest one
+    "vs_peer_with_log": ("with_log", PEER),
+}
+
+
+def variant_ratios(servers: list[dict], variant: str, against: str) -> list[dict]:
+    """rps and p50 of `variant` / those of `against`, for the same backend, batch and concurrency."""
     index = {(s["backend"], s["variant"], c["batch_rows"], c["concurrency"]): c for s in servers for c in s["cells"]}
     out = []
-    for (backend, variant, rows, concurrency), with_log in index.items():
-        base = index.get((backend, "no_log", rows, concurrency))
-        if variant != "with_log" or base is None or not (base["rps"] and base["p50_ms"] and with_log["p50_ms"]):
+    for (backend, name, rows, concurrency), cell in index.items():
+        base = index.get((backend, against, rows, concurrency))
+        if name != variant or base is None or not (base["rps"] and base["p50_ms"] and cell["p50_ms"]):
             continue
         out.append({"backend": backend, "batch_rows": rows, "concurrency": concurrency,
-                    "rps_with_over_without": round(with_log["rps"] / base["rps"], 3),
-                    "p50_with_over_without": round(with_log["p50_ms"] / base["p50_ms"], 3)})
+                    "rps_ratio": round(cell["rps"] / base["rps"], 3),
+                    "p50_ratio": round(cell["p50_ms"] / base["p50_ms"], 3)})
     return out
 
 
@@ -557,14 +587,14 @@ def table(result: dict) -> str:
                              f"{stats['max_calls_per_s']:12.1f} {stats['cpu_ms_per_call']:11.3f}")
         lines.append("  (onnx 1 thr: the same session with intra_op_num_threads=1; the server uses ORT's default)")
     lines += ["", "server (V1 over loopback HTTP):",
-              f"  {'backend':10s} {'log':8s} {'rows':>4s} {'conc':>4s} {'rps':>8s} {'p50 ms':>8s} {'p90 ms':>8s} "
+              f"  {'backend':10s} {'variant':11s} {'rows':>4s} {'conc':>4s} {'rps':>8s} {'p50 ms':>8s} {'p90 ms':>8s} "
               f"{'p99 ms':>8s} {'err':>4s} {'p50/floor':>9s} {'rps/floor':>9s} {'client':>6s} {'server':>6s}  rps per round"]
     nan = float("nan")  # a cell with no good answer (its errors make the run fail anyway)
     for server in result["servers"]:
         for c in server["cells"]:
             c = {k: nan if v is None else v for k, v in c.items()}
             lines.append(
-                f"  {server['backend']:10s} {server['variant']:8s} {c['batch_rows']:4d} {c['concurrency']:4d} "
+                f"  {server['backend']:10s} {server['variant']:11s} {c['batch_rows']:4d} {c['concurrency']:4d} "
                 f"{c['rps']:8.1f} {c['p50_ms']:8.2f} {c['p90_ms']:8.2f} {c['p99_ms']:8.2f} {c['errors']:4d} "
                 f"{c['p50_over_floor_median']:9.1f} {c['rps_over_floor_max']:9.3f} "
                 f"{c['client_cores']:6.2f} {c['server_cores']:6.2f}  {'/'.join(map(str, c['rps_per_round']))}")
@@ -575,11 +605,12 @@ def table(result: dict) -> str:
     for name, c in comparison["cells"].items():
         lines.append(f"  {name:10s} {c['rps']:8.1f} rps  p50 {c['p50_ms']:7.2f} ms  client {c['client_cores']:.2f} cores "
                      f"({c['client_cpu_ms_per_request']:.3f} ms CPU/request)  server {c['server_cores']:.2f} cores")
-    if result["prediction_log_overhead"]:
-        lines += ["", "prediction log overhead (with / without):"]
-        for r in result["prediction_log_overhead"]:
-            lines.append(f"  {r['backend']:10s} rows {r['batch_rows']:3d} c{r['concurrency']:<3d} "
-                         f"rps x{r['rps_with_over_without']:.3f}  p50 x{r['p50_with_over_without']:.3f}")
+    for name, (variant, against) in COMPARISONS.items():
+        if result["ratios"][name]:
+            lines += ["", f"{name} ({variant} / {against}):"]
+            for r in result["ratios"][name]:
+                lines.append(f"  {r['backend']:10s} rows {r['batch_rows']:3d} c{r['concurrency']:<3d} "
+                             f"rps x{r['rps_ratio']:.3f}  p50 x{r['p50_ratio']:.3f}")
     return "\n".join(lines)
 
 
@@ -587,6 +618,8 @@ def parse_args(argv: list[str] | None = None) -> BenchConfig:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--registry", type=Path, default=ROOT / "out" / "run" / "registry")
     parser.add_argument("--model", default="model")
+    parser.add_argument("--model-dir", type=Path, default=None,
+                        help="a model version directory (e.g. a run's train/model output) instead of the champion")
     parser.add_argument("--data", type=Path, default=ROOT / "tests" / "fixtures" / "hmda_sample.csv")
     parser.add_argument("--out", type=Path, default=ROOT / "out" / "bench" / "bench_serving.json")
     parser.add_argument("--seconds", type=float, default=BenchConfig.seconds, help="measured seconds per cell")
@@ -604,7 +637,7 @@ def parse_args(argv: list[str] | None = None) -> BenchConfig:
     unknown = set(chosen) - set(BACKENDS)
     if unknown:
         parser.error(f"unknown backend(s) {sorted(unknown)}; choose from {BACKENDS}")
-    return BenchConfig(registry=args.registry, model=args.model, data=args.data, out=args.out,
+    return BenchConfig(registry=args.registry, model=args.model, model_dir=args.model_dir, data=args.data, out=args.out,
                        seconds=args.seconds, warmup_seconds=args.warmup_seconds, rounds=args.rounds,
                        client=args.client, floor_seconds=args.floor_seconds,
                        batch=args.batch, concurrency=tuple(int(c) for c in args.concurrency.split(",")),
@@ -665,7 +698,7 @@ def main(argv: list[str] | None = None) -> int:
         "onnx_vs_savedmodel_max_abs_diff": (float(np.max(np.abs(references["onnx"] - references["savedmodel"])))
                                             if {"onnx", "savedmodel"} <= set(references) else None),
         "servers": servers,
-        "prediction_log_overhead": ratios_log_overhead(servers),
+        "ratios": {name: variant_ratios(servers, *pair) for name, pair in COMPARISONS.items()},
         "client_comparison": client_comparison,
         "total_errors": (sum(c["errors"] for s in servers for c in s["cells"])
                          + sum(c["errors"] for c in client_comparison["cells"].values())),
@@ -682,7 +715,8 @@ def main(argv: list[str] | None = None) -> int:
     if result["onnx_vs_savedmodel_max_abs_diff"] is not None and result["onnx_vs_savedmodel_max_abs_diff"] > ONNX_TOLERANCE:
         problems.append(f"ONNX and SavedModel disagree by {result['onnx_vs_savedmodel_max_abs_diff']}")
     for server in servers:
-        if server["exit_code"] != 0:
+        # uvicorn.run re-raises the SIGTERM it handled, so the peer's graceful exit reads -15.
+        if server["exit_code"] not in ((0, -signal.SIGTERM) if server["variant"] == PEER else (0,)):
             problems.append(f"{server['backend']} {server['variant']} server exited with {server['exit_code']}")
         logged = server.get("prediction_log")
         if logged and logged["records"] != logged["predictions_served"]:
