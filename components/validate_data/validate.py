@@ -1,7 +1,8 @@
 """Validate data with TFDV: statistics per split, a schema, schema/skew/drift anomalies, a report.
 
 1. One Beam pipeline (any runner, from `beam_args`) reads each split's TFRecords with tfx_bsl's
-   TFExampleRecord, runs tfdv.GenerateStatistics and writes `<statistics_dir>/<split>/stats.tfrecord`
+   TFExampleRecord, computes every split's statistics in one pass (split_statistics.py: TFDV's
+   generators keyed by split) and writes `<statistics_dir>/<split>/stats.tfrecord`
    (a binary DatasetFeatureStatisticsList; the registry keeps the train one as the baseline).
 2. The schema is the curated one if given, else the champion's, else inferred from the train
    statistics and made robust for small data (presence required only of columns seen in every
@@ -114,18 +115,17 @@ def generate_statistics(
     from apache_beam.options.pipeline_options import PipelineOptions
     from tfx_bsl.public import tfxio
 
+    from components.validate_data.split_statistics import SplitStatistics
+
     inputs = split_files(examples_dir)
     outputs = {split: stats_uri(statistics_dir, split) for split in inputs}
     for split in inputs:
         fio.makedirs(fio.join(statistics_dir, split))
     with beam.Pipeline(options=PipelineOptions(list(beam_args or []))) as pipeline:
-        for split, pattern in inputs.items():
-            _ = (
-                pipeline
-                | f"Read[{split}]" >> tfxio.TFExampleRecord(pattern).BeamSource()
-                | f"Stats[{split}]" >> tfdv.GenerateStatistics(stats_options())
-                | f"Write[{split}]" >> tfdv.WriteStatisticsToBinaryFile(outputs[split])
-            )
+        batches = {split: pipeline | f"Read[{split}]" >> tfxio.TFExampleRecord(pattern).BeamSource()
+                   for split, pattern in inputs.items()}
+        for split, statistics in (batches | "Stats" >> SplitStatistics(stats_options())).items():
+            _ = statistics | f"Write[{split}]" >> tfdv.WriteStatisticsToBinaryFile(outputs[split])
     return {split: tfdv.load_stats_binary(uri) for split, uri in outputs.items()}
 
 
