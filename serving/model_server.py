@@ -39,7 +39,6 @@ import logging
 import os
 import sys
 import tempfile
-import uuid
 
 import kserve
 import uvloop
@@ -57,7 +56,13 @@ from kserve.utils.utils import strtobool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from serving import backends, features, storage
-from serving.prediction_log import SYNTHETIC_FIELD, SYNTHETIC_TRAFFIC_HEADER, PredictionLog, prediction_fields
+from serving.prediction_log import (
+    SYNTHETIC_FIELD,
+    SYNTHETIC_TRAFFIC_HEADER,
+    PredictionLog,
+    new_ids,
+    prediction_fields,
+)
 from serving.v1_fast_path import V1FastPath
 
 log = logging.getLogger("kserve.serving")  # under kserve's configured logger
@@ -142,16 +147,16 @@ class RawFeatureModel(kserve.Model):
         v2 = isinstance(payload, InferRequest)
         if v2:
             columns, rows = features.parse_v2(payload.inputs, self.feature_types, self.max_instances)
-            request_id = payload.id or headers.get("x-request-id") or str(uuid.uuid4())
+            request_id = payload.id or headers.get("x-request-id") or new_ids(1)[0]
         else:
             columns, rows = features.parse_v1(payload, self.feature_types, self.max_instances)
-            request_id = headers.get("x-request-id") or str(uuid.uuid4())
+            request_id = headers.get("x-request-id") or new_ids(1)[0]
         if len(rows) <= INLINE_MAX_ROWS:
             answers = self._backend.predict(columns)
         else:
             answers = await asyncio.get_running_loop().run_in_executor(None, self._backend.predict, columns)
         predictions = answers.tolist()  # floats, or one list of K class probabilities per row
-        ids = [str(uuid.uuid4()) for _ in predictions]
+        ids = new_ids(len(predictions))
         self._record(request_id, ids, rows, predictions, synthetic=SYNTHETIC_TRAFFIC_HEADER in headers)
         if v2:
             output = InferOutput(name=self.output.name, shape=list(answers.shape), datatype="FP32",

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import shutil
+import uuid
 
 import pytest
 
 from serving import backends
 from serving.model_server import RawFeatureModel, build_parser
-from serving.prediction_log import PredictionLog
+from serving.prediction_log import PredictionLog, new_ids
 
 
 def test_registry_root_resolves_to_champion(registry):
@@ -69,6 +71,24 @@ def test_prediction_log_close_drains_the_queue(tmp_path):
     lines = path.read_text().splitlines()
     assert [json.loads(line)["prediction_id"] for line in lines] == [str(i) for i in range(5000)]
     assert writer.written == 5000 and writer.dropped == 0
+
+
+def test_prediction_log_writes_utf8_json_lines(tmp_path):
+    path = tmp_path / "p.jsonl"
+    writer = PredictionLog(str(path))
+    record = {"features": {"city": "Zürich", "lvrat": 0.1 + 0.2, "chist": None}, "stamp": dt.date(2026, 12, 4)}
+    writer.log([record])
+    writer.close()
+    assert json.loads(path.read_text(encoding="utf-8")) == {**record, "stamp": "2026-12-04"}  # default=str
+
+
+def test_new_ids_are_distinct_version_4_uuids():
+    ids = new_ids(1000)
+    assert len(set(ids)) == 1000
+    for text in ids[:50]:
+        parsed = uuid.UUID(text)
+        assert str(parsed) == text and parsed.version == 4 and parsed.variant == uuid.RFC_4122
+    assert new_ids(1) != new_ids(1)
 
 
 def test_prediction_log_drops_rather_than_blocks_when_full(tmp_path):
