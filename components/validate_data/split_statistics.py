@@ -1,8 +1,8 @@
 """TFDV statistics of several splits in one Beam graph: one pass over every split's rows.
 
-`tfdv.GenerateStatistics` once per split builds and runs its whole graph (about 40 stages, each
-with Beam's per-stage set-up) once per split: on small and mid-sized data that set-up, not the
-rows, is most of validate's statistics time (tests/benchmarks/bench_tfdv_stats.py). Here each
+`tfdv.GenerateStatistics` once per split builds and runs its whole graph (some twenty fused
+stages, each with Beam's per-stage set-up) once per split: on small and mid-sized data that
+set-up, not the rows, is most of validate's statistics time (tests/benchmarks/bench_tfdv_stats.py). Here each
 split's record batches are keyed by the split's name and go through TFDV's own sliced statistics
 (`stats_impl.GenerateSlicedStatisticsImpl`, what `GenerateStatistics` runs after it has made slice
 keys), so the generators run once over all the rows, keyed by split. Each split's result is then
