@@ -66,6 +66,7 @@ class V1FastPath:
             response = await self.model.predict(payload, headers)
             PREDICT_HIST_TIME.labels(**self.labels).observe(time.perf_counter() - started)
         except InvalidInput as exc:
+            log.info("400 %s: %s", self.path, exc.reason)  # as the server's handler on kserve's path
             return await _answer(send, 400, {"error": exc.reason})
         except Exception as exc:  # kserve's generic handler's answer
             log.error("Exception:", exc_info=exc)
