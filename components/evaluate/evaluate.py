@@ -488,9 +488,10 @@ def read_tfma_metrics(output_path: str, label_kind: str = kinds.BINARY) -> TfmaF
                 continue
             model = kv.key.model_name or CANDIDATE
             if kv.key.is_diff:
-                if name == primary and class_id is None:
+                change_interval = _interval(kv)  # None with confidence_intervals off
+                if name == primary and class_id is None and change_interval is not None:
                     figures.intervals.setdefault(model, {}).setdefault(slice_key, {})[f"change_{primary}"] = \
-                        _interval(kv)
+                        change_interval
                 continue
             if class_id is not None:
                 per_class = figures.per_class.setdefault(model, {}).setdefault(slice_key, {})
