@@ -52,8 +52,8 @@ class GatePolicy:
     of TFMA's 95% jackknife interval under interval_bound)."""
     confidence_intervals: bool = True
     """TFMA's 95% jackknife interval on every metric and slice, recorded with each gate. False skips
-    them for faster iteration (TFMA measured 7.7 s instead of 58 s on 2,000 eval rows): the gates
-    then record point estimates without an interval, so interval_bound cannot be used."""
+    them for faster iteration (TFMA 3.7-7.5 times faster on 2,000 eval rows, bench_tfma.py): the
+    gates then record point estimates without an interval, so interval_bound cannot be used."""
 
     def __post_init__(self) -> None:
         problems = []
