@@ -121,6 +121,7 @@ def _define_pipeline(platform: str, spec: VertexSpec | None = None):
         max_r2_regression: float = D.max_r2_regression,
         baseline_r2_margin: float = D.baseline_r2_margin,
         gate_rule: str = D.gate_rule,
+        confidence_intervals: bool = D.confidence_intervals,
         infra_validation_requests: int = D.infra_validation_requests,
         registry_uri: str = D.registry_uri,
         model_name: str = D.model_name,
@@ -228,6 +229,7 @@ def _define_pipeline(platform: str, spec: VertexSpec | None = None):
             max_r2_regression=max_r2_regression,
             baseline_r2_margin=baseline_r2_margin,
             gate_rule=gate_rule,
+            confidence_intervals=confidence_intervals,
             beam_args=beam_args,
         )
         resources(evaluate_task, beam_cpu_request, beam_memory_request).set_caching_options(False)

@@ -27,9 +27,10 @@ TINY_FIXTURE_GATES = {"AUC_FLOOR": LOOSE_GATES["auc_floor"], "FAIRNESS_MAX_GAP":
                       "CALIBRATION_BAND": [LOOSE_GATES["calibration_min"], LOOSE_GATES["calibration_max"]],
                       "MAX_ECE": LOOSE_GATES["max_expected_calibration_error"]}
 
-# Notebook 01's parameters on the fixture (OUT and RUNNER are added per run).
+# Notebook 01's parameters on the fixture (OUT and RUNNER are added per run); with intervals, which
+# tests/test_pipeline_local.py reads from the run's gates.
 NOTEBOOK_01_PARAMETERS = {"DATA": str(FIXTURE), "LABEL": "deny", "SLICES": ["afam"], "KEY_COLUMN": "rownames",
-                          "EPOCHS": 2, **TINY_FIXTURE_GATES}
+                          "EPOCHS": 2, "CONFIDENCE_INTERVALS": True, **TINY_FIXTURE_GATES}
 
 # What the test harness appends to notebook 01: the summary run_local.run *returned* in the kernel,
 # so a test can compare it with the run_summary.json it wrote.

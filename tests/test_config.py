@@ -27,11 +27,22 @@ def test_load_yaml_then_overrides(tmp_path):
         ({"label": "afam"}, "cannot also be a slice"),
         ({"fairness_metric": "vibes"}, "fairness_metric"),
         ({"epochs": 0}, "epochs"),
+        ({"gate_rule": "interval_bound", "confidence_intervals": False}, "interval_bound judges by TFMA's intervals"),
     ],
 )
 def test_invalid_config_is_named(kwargs, message):
     with pytest.raises(PipelineInputError, match=message):
         PipelineConfig(**kwargs)
+
+
+def test_confidence_intervals_reach_the_gate_policy_and_the_pipeline(tmp_path):
+    """On by default; a config file can turn them off for faster iteration."""
+    assert PipelineConfig().gate_policy().confidence_intervals is True
+    path = tmp_path / "c.yaml"
+    path.write_text("confidence_intervals: false\n")
+    config = PipelineConfig.load(path)
+    assert config.gate_policy().confidence_intervals is False
+    assert config.pipeline_arguments()["confidence_intervals"] is False
 
 
 def test_unknown_field_is_rejected(tmp_path):

@@ -135,6 +135,7 @@ class PipelineConfig:
     max_r2_regression: float = GatePolicy.max_r2_regression
     baseline_r2_margin: float = GatePolicy.baseline_r2_margin
     gate_rule: str = GatePolicy.gate_rule
+    confidence_intervals: bool = GatePolicy.confidence_intervals
     infra_validation_requests: int = 50
     """Held-out rows the model server must answer (one V1 request each, then one V2 request)."""
     # --- push / registry ---

@@ -50,6 +50,10 @@ class GatePolicy:
     gate_rule: str = RULE_POINT
     """point_estimate | interval_bound: what each gate compares with its bound (the unfavourable end
     of TFMA's 95% jackknife interval under interval_bound)."""
+    confidence_intervals: bool = True
+    """TFMA's 95% jackknife interval on every metric and slice, recorded with each gate. False skips
+    them for faster iteration (TFMA 3.7-7.5 times faster on 2,000 eval rows, bench_tfma.py): the
+    gates then record point estimates without an interval, so interval_bound cannot be used."""
 
     def __post_init__(self) -> None:
         problems = []
@@ -67,6 +71,9 @@ class GatePolicy:
             problems.append("max_expected_calibration_error must be > 0")
         if self.gate_rule not in GATE_RULES:
             problems.append(f"gate_rule must be one of {list(GATE_RULES)}, got {self.gate_rule!r}")
+        elif self.gate_rule == RULE_INTERVAL and not self.confidence_intervals:
+            problems.append(f"gate_rule {RULE_INTERVAL} judges by TFMA's intervals, which confidence_intervals=False "
+                            f"turns off: turn them on or use gate_rule {RULE_POINT}")
         if problems:
             raise PipelineInputError("invalid gate policy: " + "; ".join(problems))
 

@@ -49,12 +49,14 @@ def evaluate(
     r2_floor: float = 0.0,
     max_r2_regression: float = 0.01,
     baseline_r2_margin: float = 0.01,
+    # GatePolicy's default; False skips TFMA's intervals (faster; gate_rule point_estimate only).
+    confidence_intervals: bool = True,
 ):
     """TFMA on the eval split vs the registry's champion → floor, regression, fairness, calibration
-    and simple-baseline gates, each with its 95% interval. The label's kind (examples' metadata)
-    chooses the figures: binary ROC + 2x2 confusion matrix, multiclass the K x K confusion matrix
-    with the class names (ClassificationMetrics, per slice in sliced_metrics), regression
-    MSE/MAE/R² in eval_metrics (no classification figures)."""
+    and simple-baseline gates, each with its 95% interval (none with confidence_intervals off). The
+    label's kind (examples' metadata) chooses the figures: binary ROC + 2x2 confusion matrix,
+    multiclass the K x K confusion matrix with the class names (ClassificationMetrics, per slice in
+    sliced_metrics), regression MSE/MAE/R² in eval_metrics (no classification figures)."""
     import os
     import shutil
 
@@ -95,6 +97,7 @@ def evaluate(
         max_expected_calibration_error=max_expected_calibration_error,
         baseline_auc_margin=baseline_auc_margin,
         gate_rule=gate_rule,
+        confidence_intervals=confidence_intervals,
         r2_floor=r2_floor,
         max_r2_regression=max_r2_regression,
         baseline_r2_margin=baseline_r2_margin,

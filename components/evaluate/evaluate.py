@@ -4,9 +4,10 @@ One Beam pass (DirectRunner locally; Dataflow/Flink/Spark with beam_args) runs T
 candidate and, when a champion exists, the baseline model: TFMA computes both models' metrics, their
 diff and its own validation result (AUC value threshold + change threshold) in the same pass.
 
-TFMA computes a 95% jackknife interval for every metric and slice. The five gates of gates.py
-decide the blessing, each recorded with its value, interval, n, threshold, rule and a readable
-detail:
+TFMA computes a 95% jackknife interval for every metric and slice (unless the policy's
+confidence_intervals is off: then most of TFMA's time is saved and no gate records an interval).
+The five gates of gates.py decide the blessing, each recorded with its value, interval, n,
+threshold, rule and a readable detail:
 
 * `metric_floor`: candidate overall AUC >= auc_floor.
 * `no_regression`: candidate AUC >= the champion's - max_auc_regression (not applicable without one).
@@ -213,13 +214,14 @@ def build_eval_config(
     auc_floor: float,
     max_auc_regression: float,
     decision_threshold: float,
-    confidence_intervals: bool = True,
+    confidence_intervals: bool,
     label_kind: str = kinds.BINARY,
     num_classes: int = 0,
 ):
     """EvalConfig: candidate (+ baseline), overall + per-column slices, the kind's metrics, and
     TFMA's own thresholds on the kind's primary metric (PRIMARY_METRIC): `auc_floor` and
-    `max_auc_regression` bound the AUC, the macro AUC or the R² (primary_bounds)."""
+    `max_auc_regression` bound the AUC, the macro AUC or the R² (primary_bounds);
+    `confidence_intervals` is GatePolicy's."""
     import tensorflow_model_analysis as tfma
 
     prediction_key = kinds.output_name(label_kind)
@@ -247,7 +249,7 @@ def build_eval_config(
         metrics_specs = [tfma.MetricsSpec(metrics=_binary_metrics(threshold, decision_threshold))]
     slicing_specs = [tfma.SlicingSpec()] + [tfma.SlicingSpec(feature_keys=[c]) for c in slices]
     # Jackknife intervals (TFMA's default method, 20 buckets) on every metric and slice: the gates
-    # record them, and gate_rule=interval_bound judges by them.
+    # record them, and gate_rule=interval_bound judges by them. They are most of TFMA's time.
     options = tfma.Options()
     options.compute_confidence_intervals.value = confidence_intervals
     options.confidence_intervals.method = tfma.ConfidenceIntervalOptions.JACKKNIFE
@@ -486,9 +488,10 @@ def read_tfma_metrics(output_path: str, label_kind: str = kinds.BINARY) -> TfmaF
                 continue
             model = kv.key.model_name or CANDIDATE
             if kv.key.is_diff:
-                if name == primary and class_id is None:
+                change_interval = _interval(kv)  # None with confidence_intervals off
+                if name == primary and class_id is None and change_interval is not None:
                     figures.intervals.setdefault(model, {}).setdefault(slice_key, {})[f"change_{primary}"] = \
-                        _interval(kv)
+                        change_interval
                 continue
             if class_id is not None:
                 per_class = figures.per_class.setdefault(model, {}).setdefault(slice_key, {})
@@ -752,6 +755,7 @@ def evaluate(
         auc_floor=floor,
         max_auc_regression=max_drop,
         decision_threshold=gate_policy.decision_threshold,
+        confidence_intervals=gate_policy.confidence_intervals,
         label_kind=label_kind,
         num_classes=len(classes),
     )

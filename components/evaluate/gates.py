@@ -115,6 +115,12 @@ def _judged(value: float, interval: Interval, rule: str, favourable_high: bool) 
     return value, "point estimate"
 
 
+def _tfma_judged_on(interval: Interval, end: str) -> str:
+    """What TFMA's own threshold was checked on: its interval's `end`, or the point estimate where
+    it computed no interval (confidence_intervals off)."""
+    return f"on its interval's {end}" if interval.lower is not None else "on the point estimate"
+
+
 def _count(metrics: dict[str, Any]) -> int | None:
     n = finite_or_none(metrics.get("example_count"))
     return None if n is None else int(n)
@@ -133,7 +139,8 @@ def metric_floor_gate(metrics: dict[str, float | None], interval: Interval, auc_
     detail = (f"candidate {label} {auc:.4f}{interval.text()}: {what} {judged:.4f} "
               f"{'>=' if passed else '<'} floor {auc_floor:g}")
     value_failures = [f for f in tfma_failures if "(value)" in f and f.startswith(candidate)]
-    detail += "; TFMA's value threshold (on its interval's lower bound) " + ("failed" if value_failures else "passed")
+    detail += (f"; TFMA's value threshold ({_tfma_judged_on(interval, 'lower bound')}) "
+               + ("failed" if value_failures else "passed"))
     return Gate(GATE_METRIC_FLOOR, passed, auc, auc_floor, detail, lower=interval.lower, upper=interval.upper,
                 n=n, rule=rule)
 
@@ -166,7 +173,8 @@ def no_regression_gate(
     detail = (f"candidate {label} {auc:.4f} vs {who} {base:.4f}: change {change:+.4f}{interval.text()}, "
               f"{what} {judged:+.4f} {'within' if passed else 'exceeds'} allowed drop {max_auc_regression:g}")
     change_failures = [f for f in tfma_failures if "(change)" in f]
-    detail += "; TFMA's change threshold (on its interval's bound) " + ("failed" if change_failures else "passed")
+    detail += (f"; TFMA's change threshold ({_tfma_judged_on(interval, 'bound')}) "
+               + ("failed" if change_failures else "passed"))
     return Gate(GATE_NO_REGRESSION, passed, change, max_auc_regression, detail, lower=interval.lower,
                 upper=interval.upper, n=n, rule=rule)
 

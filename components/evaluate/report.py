@@ -93,7 +93,8 @@ def _fairness_bound_text(policy: GatePolicy, label_kind: str) -> str:
     return (f"Fairness bound: largest gap of {what} between the values of a slice column "
             f"<= {policy.fairness_max_gap:g}, over values with >= {policy.min_slice_examples} examples"
             f"{threshold}. Gates judge the {policy.gate_rule.replace('_', ' ')}; "
-            "intervals are TFMA's 95% jackknife intervals.")
+            + ("intervals are TFMA's 95% jackknife intervals." if policy.confidence_intervals
+               else "no intervals were computed (confidence_intervals off)."))
 
 
 def fairness_report(blessing: Blessing, slice_columns: list[str], policy: GatePolicy) -> str:

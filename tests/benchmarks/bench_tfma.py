@@ -12,7 +12,9 @@ Where the time goes, with the chosen runner settings (VARIANTS): the model's ser
 called once on every row (inference alone); TFMA on predictions computed beforehand in one Beam
 step (model-agnostic: each model's prediction is a feature, ModelSpec.prediction_key names it),
 whose point metrics the report compares with the model path's (max abs difference); and TFMA
-without its jackknife confidence intervals.
+without its jackknife confidence intervals (GatePolicy.confidence_intervals=False): the ratio of
+the chosen setting's median to its median, and its point metrics against the chosen setting's,
+which must agree to POINT_TOLERANCE (the script exits 1 after writing the report if they do not).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from components.common.gate_policy import GatePolicy  # noqa: E402
 from components.evaluate import evaluate as ev  # noqa: E402
 from components.evaluate.tests import stand_in  # noqa: E402
 from components.ingest import ingest as ing  # noqa: E402
@@ -78,7 +81,7 @@ def build_model(work: str, eval_path: str) -> str:
                                         stand_in.HMDA_FEATURES, coef, bias)
 
 
-def bench_eval_config(confidence_intervals: bool = True):
+def bench_eval_config(confidence_intervals: bool = GatePolicy.confidence_intervals):
     """evaluate's EvalConfig for the candidate alone, overall + SLICES, as every run here uses it."""
     return ev.build_eval_config(LABEL, SLICES, has_baseline=False, auc_floor=0.7, max_auc_regression=0.01,
                                 decision_threshold=0.5, confidence_intervals=confidence_intervals)
@@ -104,6 +107,8 @@ eval_path_rows: dict[str, int] = {}
 PRECOMPUTED = "chosen_predictions_precomputed"
 NO_INTERVALS = "chosen_no_confidence_intervals"
 VARIANTS = (PRECOMPUTED, NO_INTERVALS)
+# Without intervals TFMA computes the same point metrics (the jackknife only adds intervals).
+POINT_TOLERANCE = 1e-6
 
 
 def inference_seconds(eval_path: str, model: str) -> float:
@@ -180,6 +185,11 @@ def time_variant(eval_path: str, model: str, work: str, name: str, run: int) -> 
     return time.perf_counter() - start, ev.read_tfma_metrics(out).metrics[ev.CANDIDATE]
 
 
+def point_keys(metrics: dict) -> set[tuple]:
+    """(slice, metric) of every defined point value."""
+    return {(s, k) for s in metrics for k, v in metrics[s].items() if isinstance(v, float) and v == v}
+
+
 def max_point_difference(a: dict, b: dict) -> float:
     """Largest |a - b| over the slices' and metrics' point values both have."""
     diffs = [abs(float(a[s][k]) - float(b[s][k])) for s in a if s in b for k in a[s]
@@ -211,6 +221,8 @@ def main() -> int:
 
         times: dict[str, list[float]] = {n: [] for n in (*names, *VARIANTS)}
         differences: list[float] = []
+        no_intervals_differences: list[float] = []
+        no_intervals_unmatched: set[tuple] = set()
         chosen_metrics: dict = {}
         for run in range(args.repeats):
             for name in names:  # interleaved, so load changes hit every setting alike
@@ -222,6 +234,9 @@ def main() -> int:
                 seconds, metrics = time_variant(eval_path, model, work, name, run)
                 if name == PRECOMPUTED:
                     differences.append(max_point_difference(chosen_metrics, metrics))
+                if name == NO_INTERVALS:
+                    no_intervals_differences.append(max_point_difference(chosen_metrics, metrics))
+                    no_intervals_unmatched |= point_keys(chosen_metrics) ^ point_keys(metrics)
                 times[name].append(round(seconds, 2))
                 print(f"{name:34s} run {run}: {seconds:6.1f} s", flush=True)
         inference = inference_seconds(eval_path, model)
@@ -247,6 +262,14 @@ def main() -> int:
             "speedup_default_over_predictions_precomputed": round(medians["default"] / medians[PRECOMPUTED], 3),
             "speedup_default_over_no_confidence_intervals": round(medians["default"] / medians[NO_INTERVALS], 3),
         },
+        # Our settings with intervals (what evaluate runs by default) against confidence_intervals=False.
+        "no_intervals": {
+            "with_intervals_seconds": medians["chosen"],
+            "without_intervals_seconds": medians[NO_INTERVALS],
+            "with_over_without_intervals": round(medians["chosen"] / medians[NO_INTERVALS], 3),
+            "max_point_metric_difference": max(no_intervals_differences),
+            "point_metrics_only_in_one": sorted(f"{s or 'overall'}:{k}" for s, k in no_intervals_unmatched),
+        },
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
@@ -255,6 +278,11 @@ def main() -> int:
         print(f"  {name:34s} median {medians[name]:6.1f} s  {SETTINGS[name]}")
     for name in VARIANTS:
         print(f"  {name:34s} median {medians[name]:6.1f} s")
+    agreement = result["no_intervals"]
+    # NaN (nothing compared) fails too.
+    if not agreement["max_point_metric_difference"] <= POINT_TOLERANCE or agreement["point_metrics_only_in_one"]:
+        print(f"point metrics without intervals differ from the chosen setting's: {agreement}", file=sys.stderr)
+        return 1
     return 0
 
 

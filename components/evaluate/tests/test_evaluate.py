@@ -2,7 +2,10 @@
 
 Three TFMA runs are shared module-wide: a good candidate alone, an inverted (bad) candidate against
 the good model as champion, and a weak candidate against the good champion. Gate variants that only
-change the fairness policy re-apply the gates to a real TFMA output with `bless`.
+change the fairness policy re-apply the gates to a real TFMA output with `bless`. The bad run and
+the component's run skip TFMA's jackknife intervals (confidence_intervals=False: most of TFMA's
+time), as their tests judge point estimates only; the good and weak runs keep them for the tests of
+the recorded intervals, the fairness gap's interval and the interval_bound rule.
 """
 
 from __future__ import annotations
@@ -59,6 +62,7 @@ def bad_vs_champion_run(examples_dir, models, tmp_path_factory):
     return _run(
         examples_dir, tmp_path_factory, models["bad"],
         baseline_model_dir=os.path.join(models["good"], names.SAVED_MODEL_DIR), baseline_version="v7",
+        confidence_intervals=False,
     )
 
 
@@ -411,6 +415,19 @@ def test_bad_model_fails_the_metric_floor(bad_vs_champion_run):
     assert record["blessed"] is False and record["baseline_version"] == "v7"
 
 
+def test_confidence_intervals_off_records_point_estimates_only(bad_vs_champion_run):
+    """TFMA computed no interval: no gate records one, TFMA's thresholds judged the point estimates,
+    and the report says so."""
+    blessing, _, blessing_dir = bad_vs_champion_run
+    assert all(g.lower is None and g.upper is None for g in blessing.gates)
+    assert all(g["lower"] is None and g["upper"] is None for g in blessing.to_dict()["gates"])
+    assert not any(blessing.intervals.values())
+    assert "value threshold (on the point estimate) failed" in blessing.gate("metric_floor").detail
+    assert "change threshold (on the point estimate) failed" in blessing.gate("no_regression").detail
+    assert "no intervals were computed (confidence_intervals off)" in \
+        open(os.path.join(blessing_dir, ev.FAIRNESS_REPORT_FILE)).read()
+
+
 def test_regression_against_a_better_champion_fails(weak_vs_champion_run, good_run):
     blessing, _, _ = weak_vs_champion_run
     good_auc = good_run[0].metrics["auc"]
@@ -465,6 +482,15 @@ def test_model_threshold_needs_a_model_that_recorded_one(examples_dir, models, t
                     label="deny", slices=["afam"], decision_threshold=0.0)
 
 
+def test_interval_rule_without_intervals_is_an_input_error(examples_dir, models, tmp_path):
+    """interval_bound judges by the intervals that confidence_intervals=False turns off."""
+    with pytest.raises(PipelineInputError, match="interval_bound judges by TFMA's intervals"):
+        ev.evaluate(examples_dir, models["good"], str(tmp_path / "e"), str(tmp_path / "b"), label="deny",
+                    slices=["afam"], decision_threshold=THRESHOLD, gate_rule="interval_bound",
+                    confidence_intervals=False)
+    assert not os.path.exists(tmp_path / "e")
+
+
 def test_default_beam_args_pin_the_local_runner():
     assert ev.effective_beam_args(None) == list(ev.FAST_DIRECT_BEAM_ARGS)
     assert ev.effective_beam_args([]) == list(ev.FAST_DIRECT_BEAM_ARGS)
@@ -489,6 +515,9 @@ def test_component_interface_uses_the_shared_names():
                       "decision_threshold", "min_slice_examples", "calibration_min", "calibration_max",
                       "max_expected_calibration_error", "baseline_auc_margin", "gate_rule", "beam_args"):
         assert parameter in spec.inputs
+    # The optional policy parameters default to GatePolicy's (their defaults are written there too).
+    for parameter in ("r2_floor", "max_r2_regression", "baseline_r2_margin", "confidence_intervals"):
+        assert spec.inputs[parameter].default == getattr(ev.GatePolicy, parameter), parameter
 
 
 def test_component_runs_against_the_registry_champion(examples_dir, models, tmp_path):
@@ -506,7 +535,7 @@ def test_component_runs_against_the_registry_champion(examples_dir, models, tmp_
         auc_floor=0.7, max_auc_regression=0.01, fairness_metric="false_negative_rate",
         fairness_max_gap=0.25, decision_threshold=THRESHOLD, min_slice_examples=20, fairness_require_assessment=True,
         calibration_min=0.8, calibration_max=1.25, max_expected_calibration_error=0.05, baseline_auc_margin=0.01,
-        gate_rule="point_estimate", beam_args=[],
+        gate_rule="point_estimate", confidence_intervals=False, beam_args=[],
         **outputs,
     )
     blessing = read_blessing(str(tmp_path / "blessing"))
@@ -516,6 +545,7 @@ def test_component_runs_against_the_registry_champion(examples_dir, models, tmp_
     meta = outputs[names.BLESSING].metadata
     assert meta["blessed"] is True and meta["baseline_version"] == "v3"
     assert [g["name"] for g in meta["gates"]] == GATES
+    assert all(g["lower"] is None for g in meta["gates"])  # confidence_intervals=False reached TFMA
     assert outputs[names.EVAL_METRICS].metadata["auc"] == pytest.approx(blessing.metrics["auc"])
     assert "| value | n | AUC | FPR | FNR | accuracy | in gate |" in (tmp_path / "report.md").read_text()
     cm = outputs[names.CLASSIFICATION_METRICS].metadata
